@@ -1,0 +1,1 @@
+"""The bridge: PR and chat comments become Drone builds."""

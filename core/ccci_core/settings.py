@@ -1,0 +1,114 @@
+"""Settings shared by every component: ``CCCI_*`` environment, secrets from files, exit-2 errors.
+
+Each deployable has one settings class (agent, plugin, bridge) built only in its entry point with
+:func:`load`. A secret field ``foo`` (typed ``SecretStr``) can be given as ``CCCI_FOO`` or as a path
+in ``CCCI_FOO_FILE`` (systemd credentials, Docker secrets); giving both is refused as ambiguous.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .errors import ConfigError
+from .names import validate_base_domain
+
+PREFIX = "CCCI_"
+
+S = TypeVar("S", bound="CcciSettings")
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """Read ``CCCI_<FIELD>_FILE`` for every secret field."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            if not _is_secret(info.annotation):
+                continue
+            variable = f"{PREFIX}{name.upper()}"
+            path = os.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            if os.environ.get(variable):
+                raise ConfigError(variable, f"set either {variable} or {variable}_FILE, not both")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{variable}_FILE", f"cannot read {path}: {exc}") from exc
+        return values
+
+
+class CcciSettings(BaseSettings):
+    """Base of every component's settings: ``CCCI_`` prefix, secrets from files."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read init arguments, then the environment, then ``*_FILE`` secrets."""
+        return init_settings, env_settings, _SecretFiles(settings_cls)
+
+    def redacted(self) -> dict[str, Any]:
+        """Return the settings as JSON-ready values, secrets masked."""
+        out: dict[str, Any] = {}
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                out[f"{PREFIX}{name.upper()}"] = "***" if value.get_secret_value() else ""
+            else:
+                out[f"{PREFIX}{name.upper()}"] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+class HostSettings(CcciSettings):
+    """What every component that deploys or talks to the host agent needs."""
+
+    domain: str = "ci.commoninternet.net"
+    agent_socket: Path = Path("/run/ci-warm/agent.sock")
+    recipes_dir: Path = Field(default_factory=lambda: Path.home() / ".abra" / "recipes")
+    deployer: Literal["abra", "swarm"] = "abra"
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        try:
+            return validate_base_domain(value)
+        except ConfigError as exc:
+            raise ValueError(exc.reason) from exc
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """Build ``cls`` from the environment, or raise ConfigError naming the variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        reason = first["msg"].removeprefix("Value error, ")
+        if "input" in first and not _is_secret(cls.model_fields.get(field, FieldInfo()).annotation):
+            reason = f"{reason} (got {first['input']!r})"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{PREFIX}{field.upper()}", reason + more) from exc

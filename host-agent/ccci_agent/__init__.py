@@ -1,0 +1,1 @@
+"""The host agent: the privileged daemon that owns the warm state directory."""

@@ -1,0 +1,17 @@
+"""The host agent's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from ccci_core.settings import HostSettings
+
+
+class AgentSettings(HostSettings):
+    """Settings of ``cc-ci agent`` and the systemd-driven reconciles."""
+
+    state_dir: Path = Path("/var/lib/ci-warm")
+    socket_group: str = "ci-warm"
+    max_tests: int = Field(default=1, ge=1, le=64)

@@ -1,0 +1,1 @@
+"""The Drone plugin: performs cold and quick runs of a recipe."""
