@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,11 @@ from .settings import CcciSettings, load
 from .versions import Version, latest
 
 Handler = Callable[[argparse.Namespace], int]
+
+# Each component may add subcommands with ``register(subparsers)`` in its ``cli`` module. Those
+# modules import only the standard library and the core at the top, so every install can build the
+# parser; the component's own dependencies are imported inside its handlers.
+_COMPONENT_CLIS = ("ccci_plugin.cli", "ccci_agent.cli", "ccci_bridge.cli")
 
 # Component settings, imported only when asked for (the agent's install lacks the bridge's deps).
 _SETTINGS = {
@@ -121,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("component", choices=sorted(_SETTINGS))
     config.add_argument("--json", action="store_true", help="machine-readable output")
     config.set_defaults(handler=_config)
+
+    for name in _COMPONENT_CLIS:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
     return parser
 
 
