@@ -1,0 +1,150 @@
+"""Names: recipe validation and every app name derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ccci_core import names
+from ccci_core.errors import ConfigError, InvalidName
+
+BASE = "ci.commoninternet.net"
+recipes = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True).filter(
+    lambda r: r != "warm" and not r.startswith("warm-")
+)
+hexes = st.from_regex(r"[0-9a-f]{6}", fullmatch=True)
+suffixes = st.integers(min_value=0, max_value=18)
+
+
+@pytest.mark.parametrize(
+    "name", ["custom-html", "a", "0ad", "keycloak", "x" * 63, "a-b-c", "warmth", "warmup"]
+)
+def test_valid_recipe_names_pass(name: str) -> None:
+    """Lowercase names of letters, digits and hyphens pass unchanged."""
+    assert name == names.validate_recipe(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../x",
+        "A",
+        "a/b",
+        "-lead",
+        "x" * 64,
+        "d\u043et",  # Cyrillic o
+        "\uff41bc",  # fullwidth a
+        "abc\n",
+        "a_b",
+        "a.b",
+        " a",
+        "warm",
+        "warm-x",
+        None,
+        7,
+    ],
+)
+def test_bad_recipe_names_are_refused(name: object) -> None:
+    """Traversal, case, separators, unicode look-alikes, lengths and the reserved prefix fail."""
+    with pytest.raises(InvalidName) as caught:
+        names.validate_recipe(name)
+    assert "recipe" == caught.value.kind
+
+
+def test_canonical_and_cold_names_for_a_short_recipe() -> None:
+    """Short recipes keep their name; stacks are domains with dots replaced."""
+    canonical = names.canonical_app("custom-html", BASE, suffix=10)
+    cold = names.cold_app("custom-html", BASE, "a1b2c3", suffix=10)
+    assert "warm-custom-html.ci.commoninternet.net" == canonical.domain
+    assert "warm-custom-html_ci_commoninternet_net" == canonical.stack
+    assert "custom-html-a1b2c3.ci.commoninternet.net" == cold.domain
+    assert "custom-html-a1b2c3_ci_commoninternet_net" == cold.stack
+    assert "custom-html-a1b2c3" == cold.realm
+    assert canonical.realm is None
+
+
+def test_long_recipe_is_shortened_deterministically() -> None:
+    """An over-long recipe part becomes head + 4 hex of its sha256, the same every time."""
+    recipe = "a-really-long-recipe-name-for-testing"
+    first = names.cold_app(recipe, BASE, "abcdef", suffix=18)
+    again = names.cold_app(recipe, BASE, "abcdef", suffix=18)
+    other = names.cold_app(recipe + "x", BASE, "abcdef", suffix=18)
+    assert first == again
+    assert first.stack != other.stack
+    assert len(first.stack) <= names.ABRA_STACK_MAX
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:4]
+    # 45 (abra) - 1 ("_") - 21 (base) - 7 ("-<hex>") = 16 for the recipe part: 11 + "-" + 4.
+    assert f"a-really-lo-{digest}-abcdef_ci_commoninternet_net" == first.stack
+    assert f"{recipe}-abcdef" == first.realm  # realms are not length-bound by Swarm
+
+
+@given(recipe=recipes, run_hex=hexes, suffix=suffixes)
+def test_every_object_name_fits_swarm(recipe: str, run_hex: str, suffix: int) -> None:
+    """Stack, volume and versioned secret names stay within 64 characters for any recipe."""
+    volume = "v" * suffix
+    secret = {"s" * max(0, suffix - 3): "v1"} if suffix >= 4 else {}
+    assert names.suffix_len([volume], secret) <= suffix
+    for app in (
+        names.canonical_app(recipe, BASE, suffix=suffix),
+        names.cold_app(recipe, BASE, run_hex, suffix=suffix),
+    ):
+        for name in names.object_names(app.stack, [volume], secret):
+            assert len(name) <= names.SWARM_NAME_MAX, name
+        assert len(app.stack) <= names.ABRA_STACK_MAX
+        assert len(app.domain.split(".")[0]) <= 63
+
+
+@given(recipe=recipes, run_hex=hexes)
+def test_cold_and_canonical_names_never_collide(recipe: str, run_hex: str) -> None:
+    """A cold stack is recognised by its hex; a canonical stack never is."""
+    cold = names.cold_app(recipe, BASE, run_hex, suffix=18)
+    canonical = names.canonical_app(recipe, BASE, suffix=18)
+    assert run_hex == names.run_hex_of(cold.stack)
+    assert names.run_hex_of(canonical.stack) is None
+    assert not cold.domain.startswith(names.CANONICAL_PREFIX)
+
+
+def test_suffix_longer_than_swarm_allows_is_refused() -> None:
+    """A recipe whose own volume names leave no room for the stack is refused with a reason."""
+    with pytest.raises(InvalidName):
+        names.cold_app("app", BASE, "abcdef", suffix=60)
+
+
+@pytest.mark.parametrize(
+    "domain", ["", "localhost", "CI.example.org", "a..b", "-a.b", "x" * 30 + ".example.org"]
+)
+def test_bad_base_domains_name_the_variable(domain: str) -> None:
+    """A base domain that is malformed or leaves no room for apps is a ConfigError."""
+    with pytest.raises(ConfigError) as caught:
+        names.validate_base_domain(domain)
+    assert "CCCI_DOMAIN" == caught.value.variable
+
+
+def test_object_names_lists_volumes_and_versioned_secrets() -> None:
+    """Objects are the stack, <stack>_<volume> and <stack>_<secret>_<version>."""
+    expected = ["s", "s_data", "s_db_password_v2"]
+    assert expected == names.object_names("s", ["data"], {"db_password": "v2"})
+
+
+@pytest.mark.parametrize("bad", ["ABCDEF", "abcde", "abcdefa", "ghijkl", ""])
+def test_bad_hex_is_refused(bad: str) -> None:
+    """Run hexes are exactly six lowercase hex digits."""
+    with pytest.raises(InvalidName):
+        names.validate_hex(bad)
+
+
+def test_new_run_hex_skips_hexes_of_live_stacks() -> None:
+    """A random hex already used by a live cold stack is drawn again."""
+    draws = iter(["aaaaaa", "bbbbbb"])
+    live = ["app-aaaaaa_ci_commoninternet_net", "warm-app-bbbbbc_ci_commoninternet_net"]
+    assert "bbbbbb" == names.new_run_hex(live, token=lambda _n: next(draws))
+
+
+def test_new_run_hex_gives_up_loudly() -> None:
+    """When every draw collides the caller gets an error, not a reused hex."""
+    with pytest.raises(InvalidName):
+        names.new_run_hex(["a-aaaaaa_x"], token=lambda _n: "aaaaaa", attempts=3)

@@ -1,0 +1,130 @@
+"""Settings: CCCI_* environment, secrets from files, errors naming the variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from ccci_agent.settings import AgentSettings
+from ccci_bridge.settings import BridgeSettings
+from ccci_core.errors import ConfigError
+from ccci_core.settings import load
+from ccci_plugin.settings import PluginSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start every test without CCCI_* variables from the developer's shell."""
+    for key in list(os.environ):
+        if key.startswith("CCCI_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults() -> None:
+    """Defaults are the production host's paths and limits."""
+    agent = load(AgentSettings)
+    expected = (
+        Path("/var/lib/ci-warm"),
+        Path("/run/ci-warm/agent.sock"),
+        "ci.commoninternet.net",
+        1,
+        "abra",
+    )
+    assert expected == (
+        agent.state_dir,
+        agent.agent_socket,
+        agent.domain,
+        agent.max_tests,
+        agent.deployer,
+    )
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CCCI_* variables set every field."""
+    monkeypatch.setenv("CCCI_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("CCCI_MAX_TESTS", "3")
+    monkeypatch.setenv("CCCI_DEPLOYER", "swarm")
+    monkeypatch.setenv("CCCI_RECIPES_DIR", str(tmp_path / "recipes"))
+    monkeypatch.setenv("CCCI_DOMAIN", "ci.example.org")
+    agent = load(AgentSettings)
+    assert (tmp_path, 3, "swarm", tmp_path / "recipes", "ci.example.org") == (
+        agent.state_dir,
+        agent.max_tests,
+        agent.deployer,
+        agent.recipes_dir,
+        agent.domain,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CCCI_MAX_TESTS", "many"),
+        ("CCCI_MAX_TESTS", "0"),
+        ("CCCI_DEPLOYER", "kubernetes"),
+        ("CCCI_DOMAIN", "Not A Domain"),
+        ("CCCI_DOMAIN", "a-very-long-subdomain.of-a-long-ci-domain.example.org"),
+    ],
+)
+def test_invalid_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A bad value is a ConfigError whose message starts with the variable's name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load(AgentSettings)
+    assert variable == caught.value.variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_secret_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A secret may be given as a path in CCCI_<NAME>_FILE; the trailing newline is dropped."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    monkeypatch.setenv("CCCI_DRONE_TOKEN_FILE", str(token))
+    settings = load(BridgeSettings)
+    assert "s3cret" == settings.drone_token.get_secret_value()
+    assert "***" == settings.redacted()["CCCI_DRONE_TOKEN"]
+
+
+def test_secret_file_missing_names_the_file_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An unreadable secret file is a ConfigError naming CCCI_<NAME>_FILE."""
+    monkeypatch.setenv("CCCI_DRONE_TOKEN_FILE", str(tmp_path / "absent"))
+    with pytest.raises(ConfigError) as caught:
+        load(BridgeSettings)
+    assert "CCCI_DRONE_TOKEN_FILE" == caught.value.variable
+
+
+def test_secret_given_twice_is_ambiguous(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Both CCCI_X and CCCI_X_FILE is refused rather than silently picking one."""
+    token = tmp_path / "token"
+    token.write_text("from-file")
+    monkeypatch.setenv("CCCI_DRONE_TOKEN_FILE", str(token))
+    monkeypatch.setenv("CCCI_DRONE_TOKEN", "from-env")
+    with pytest.raises(ConfigError) as caught:
+        load(BridgeSettings)
+    assert "CCCI_DRONE_TOKEN" == caught.value.variable
+
+
+def test_secret_values_never_appear_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A validation error on a secret does not echo the secret."""
+    monkeypatch.setenv("CCCI_COOLDOWN_S", "-1")
+    with pytest.raises(ConfigError) as caught:
+        load(BridgeSettings, webhook_secret=SecretStr("hunter2"))
+    assert "hunter2" not in str(caught.value)
+    assert "CCCI_COOLDOWN_S" == caught.value.variable
+
+
+def test_plugin_settings_share_the_host_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin reads the same CCCI_DOMAIN/CCCI_AGENT_SOCKET as the agent."""
+    monkeypatch.setenv("CCCI_AGENT_SOCKET", "/tmp/agent.sock")
+    plugin = load(PluginSettings)
+    assert (Path("/tmp/agent.sock"), "ci.commoninternet.net") == (
+        plugin.agent_socket,
+        plugin.domain,
+    )
