@@ -1,0 +1,124 @@
+"""The run's log for a human reading Drone's page, and its machine-readable result.
+
+Each step prints a line when it starts and one with its verdict and duration when it ends; the run
+ends with a summary table (lane, recipe, versions, each step, what happened to the canonical). The
+same facts are available as a JSON-ready dict for ``CCCI_RESULT_FILE``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TextIO
+
+from .request import RunRequest
+
+
+class Status(StrEnum):
+    """A step's verdict."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass
+class Step:
+    """One step of a run."""
+
+    name: str
+    status: Status = Status.PASS
+    seconds: float = 0.0
+    detail: str = ""
+
+    def skip(self, reason: str) -> None:
+        """Mark the step skipped, with the reason shown in the log."""
+        self.status, self.detail = Status.SKIP, reason
+
+    def fail(self, reason: str) -> None:
+        """Mark the step failed without raising (the run goes on to teardown)."""
+        self.status, self.detail = Status.FAIL, reason
+
+
+@dataclass
+class RunReport:
+    """Collects steps as they happen and prints them to ``out``."""
+
+    request: RunRequest
+    out: TextIO
+    clock: Callable[[], float] = time.monotonic
+    steps: list[Step] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    canonical: str = "untouched"
+    notes: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        """Print one line of the log now."""
+        print(line, file=self.out, flush=True)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a step; an exception inside fails it (and propagates)."""
+        step = Step(name)
+        self.steps.append(step)
+        self.say(f"--- {name}")
+        started = self.clock()
+        try:
+            yield step
+        except BaseException as exc:
+            step.fail(str(exc) or type(exc).__name__)
+            raise
+        finally:
+            step.seconds = self.clock() - started
+            detail = f" — {step.detail}" if step.detail else ""
+            self.say(f"{step.status.upper():4} {name} ({step.seconds:.1f}s){detail}")
+
+    @property
+    def passed(self) -> bool:
+        """Return whether no step failed."""
+        return all(step.status is not Status.FAIL for step in self.steps)
+
+    def summary(self) -> str:
+        """Return the end-of-run table."""
+        request = self.request
+        head = [
+            f"lane      {request.lane}",
+            f"recipe    {request.recipe}",
+            f"ref       {request.ref or 'latest'}",
+        ]
+        head += [f"{key:<9} {value}" for key, value in self.versions.items()]
+        head.append(f"canonical {self.canonical}")
+        width = max((len(step.name) for step in self.steps), default=4)
+        rows = [
+            f"  {s.name:<{width}}  {s.status.upper():4}  {s.seconds:7.1f}s  {s.detail}".rstrip()
+            for s in self.steps
+        ]
+        verdict = "PASS" if self.passed else "FAIL"
+        return "\n".join([*head, "steps:", *rows, *self.notes, f"verdict   {verdict}"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the machine-readable result."""
+        request = self.request
+        return {
+            "verdict": "pass" if self.passed else "fail",
+            "lane": request.lane,
+            "recipe": request.recipe,
+            "ref": request.ref,
+            "pr": request.pr,
+            "build": request.build_number,
+            "versions": dict(self.versions),
+            "canonical": self.canonical,
+            "steps": [
+                {
+                    "name": s.name,
+                    "status": str(s.status),
+                    "seconds": round(s.seconds, 3),
+                    "detail": s.detail,
+                }
+                for s in self.steps
+            ],
+            "notes": list(self.notes),
+        }
