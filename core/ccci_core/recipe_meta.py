@@ -120,7 +120,9 @@ def _literal(node: ast.expr, path: Path, key: str) -> Any:
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise RecipeMetaError(path, key, "value must be a literal (no names, calls or f-strings)") from exc
+        raise RecipeMetaError(
+            path, key, "value must be a literal (no names, calls or f-strings)"
+        ) from exc
 
 
 def parse(text: str, path: Path, recipe: str) -> RecipeMeta:

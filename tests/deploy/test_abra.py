@@ -202,7 +202,11 @@ def test_checkout_outside_the_runs_recipes_dir_is_refused(
     ("before", "values", "after"),
     [
         ("A=1\nB=2\n", {"B": "3"}, "A=1\nB='3'\n"),
-        ("A=1\n#LETS_ENCRYPT_ENV=production\n", {"LETS_ENCRYPT_ENV": ""}, "A=1\nLETS_ENCRYPT_ENV=''\n"),
+        (
+            "A=1\n#LETS_ENCRYPT_ENV=production\n",
+            {"LETS_ENCRYPT_ENV": ""},
+            "A=1\nLETS_ENCRYPT_ENV=''\n",
+        ),
         ("A=1\n", {"NEW": "x y"}, "A=1\nNEW='x y'\n"),
         ("# a comment = not a key\n", {}, "# a comment = not a key\n"),
     ],

@@ -41,7 +41,7 @@ NO_INPUT = "--no-input"
 
 
 def set_env(text: str, values: Mapping[str, str]) -> str:
-    """Return env-file ``text`` with ``values`` set: a ``KEY=`` or ``#KEY=`` line replaced, else appended."""
+    """Return env ``text`` with ``values`` set: a ``KEY=``/``#KEY=`` line replaced, else added."""
     pending = {key: compose.render_env({key: value}).strip() for key, value in values.items()}
     lines = []
     for line in text.splitlines():
@@ -80,7 +80,7 @@ class AbraDeployer:
     def for_run(
         cls, client: docker.DockerClient, run_dir: Path, operator_dir: Path, **kwargs: object
     ) -> AbraDeployer:
-        """Lay out ``<run_dir>/abra`` (shared ``servers/``, private ``recipes/``); return a deployer."""
+        """Lay out ``<run_dir>/abra`` (shared ``servers/``, private ``recipes/``) for a deployer."""
         abra_dir = run_dir / "abra"
         (abra_dir / "recipes").mkdir(parents=True, exist_ok=True)
         for shared in ("servers", "catalogue"):
@@ -125,7 +125,9 @@ class AbraDeployer:
     def _check(self, app: AppName, checkout: Checkout) -> list[str]:
         """Return the version-or-chaos arguments, refusing a checkout abra would not see."""
         if checkout.path != self.recipes_dir / app.recipe:
-            raise RecipeError(f"{checkout.path} is not {self.recipes_dir / app.recipe}; abra reads there")
+            raise RecipeError(
+                f"{checkout.path} is not {self.recipes_dir / app.recipe}; abra reads there"
+            )
         return ["--chaos"] if checkout.version is None else [str(checkout.version)]
 
     def new(self, app: AppName, checkout: Checkout, env: Mapping[str, str]) -> None:

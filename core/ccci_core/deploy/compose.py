@@ -65,7 +65,7 @@ def render_env(env: Mapping[str, str]) -> str:
 
 
 def parse_abra_sh(text: str) -> dict[str, str]:
-    """Return the literal ``export X=Y`` assignments of an ``abra.sh``; everything else is ignored."""
+    """Return the literal ``export X=Y`` lines of an ``abra.sh``; everything else is ignored."""
     found: dict[str, str] = {}
     for raw in text.splitlines():
         match = _EXPORT_RE.fullmatch(raw.strip())

@@ -104,7 +104,7 @@ class ServiceState:
 def _describe(stack: Stack, task: dict[str, Any]) -> str:
     """Return why a task ended: Swarm's error, the exit code, the last failing healthcheck."""
     status = task["Status"]
-    text = status.get("Err") or status.get("Message") or status.get("State", "")
+    text = str(status.get("Err") or status.get("Message") or status.get("State", ""))
     container_status = status.get("ContainerStatus", {})
     if "ExitCode" in container_status:
         text += f" (exit {container_status['ExitCode']})"

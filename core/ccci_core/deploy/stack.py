@@ -17,7 +17,7 @@ from .errors import DeployError
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
 
 NAMESPACE = "com.docker.stack.namespace"  # set by `docker stack deploy` on services, volumes...
-SECRET_OWNER = "ccci.stack"  # set by the swarm deployer on the secrets it generates
+SECRET_OWNER = "ccci.stack"  # noqa: S105 - a label name, not a password; set by the swarm deployer on the secrets it generates
 
 
 @contextmanager

@@ -167,7 +167,9 @@ class SwarmDeployer:
             )
         except subprocess.CalledProcessError as exc:
             output = (exc.stderr or "") + (exc.stdout or "")
-            raise DeployError("docker failed", command=argv, returncode=exc.returncode, output=output) from exc
+            raise DeployError(
+                "docker failed", command=argv, returncode=exc.returncode, output=output
+            ) from exc
         except subprocess.TimeoutExpired as exc:
             raise DeployError(f"docker timed out after {self.timeout:.0f}s", command=argv) from exc
         except OSError as exc:
