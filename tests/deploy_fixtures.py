@@ -1,7 +1,7 @@
-"""Fixtures for deploying the test recipes (``tests/recipes``) on the real engine.
+"""Fixtures for deploying the test recipes (``tests/recipes``) on the real engine (a pytest plugin).
 
 Later suites reuse these: ``recipes_dir`` (real git repositories, one tag per release),
-``catalog``, ``tests_dir`` (a ``CCCI_TESTS_DIR``), ``web_image``, ``app_name`` (a unique cold app,
+``catalog``, ``tests_dir`` (a ``CCCI_TESTS_DIR``), ``web_image``, ``make_app`` (unique cold apps,
 torn down after the test whatever happened), ``swarm_deployer`` and ``free_port``.
 """
 
@@ -24,7 +24,7 @@ from ccci_core.deploy.swarm import SwarmDeployer
 from ccci_core.names import AppName, cold_app
 from ccci_core.versions import Version
 
-HERE = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 RECIPES = HERE / "recipes"
 TESTS_DIR = HERE / "recipe-tests"
 BASE_DOMAIN = "t.ccci.example"
