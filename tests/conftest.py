@@ -9,7 +9,7 @@ import pytest
 
 from tests.images import ensure_busybox_image
 
-# Recipe repositories, a unique app per test, the swarm deployer: shared by every suite that deploys.
+# Recipe repositories, unique apps, the swarm deployer: shared by every suite that deploys.
 pytest_plugins = ["tests.deploy_fixtures"]
 
 

@@ -79,7 +79,7 @@ def parse_abra_sh(text: str) -> dict[str, str]:
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Substitute ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` and ``$$`` (no nesting)."""
+    """Substitute ``$VAR``, ``${VAR}``, ``${VAR:-x}``, ``${VAR:?error}``, ``$$`` (no nesting)."""
 
     def replace(match: re.Match[str]) -> str:
         if match["escaped"]:
