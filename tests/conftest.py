@@ -9,6 +9,9 @@ import pytest
 
 from tests.images import ensure_busybox_image
 
+# Recipe repositories, unique apps, the swarm deployer: shared by every suite that deploys.
+pytest_plugins = ["tests.deploy_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:

@@ -90,6 +90,10 @@ class HostSettings(CcciSettings):
     agent_socket: Path = Path("/run/ci-warm/agent.sock")
     recipes_dir: Path = Field(default_factory=lambda: Path.home() / ".abra" / "recipes")
     deployer: Literal["abra", "swarm"] = "abra"
+    tests_dir: Path = Path("tests")  # holds <recipe>/recipe_meta.py
+    abra_dir: Path = Field(default_factory=lambda: Path.home() / ".abra")  # the operator's
+    abra_server: str = "default"  # servers/<name>/ that abra writes app envs under
+    health_probe: Literal["proxy", "loopback", "exec"] = "proxy"  # how the probe reaches apps
 
     @field_validator("domain")
     @classmethod

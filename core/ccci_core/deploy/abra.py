@@ -1,0 +1,189 @@
+"""Drive the ``abra`` CLI non-interactively: the production deployer.
+
+Each run gets its own ``ABRA_DIR`` (:meth:`AbraDeployer.for_run`): ``servers/`` (and
+``catalogue/``) are symlinks to the operator's, so app env files land where operators look, and
+``recipes/`` is private to the run, so concurrent runs never share a recipe working tree. Callers
+check a recipe out into :attr:`AbraDeployer.recipes_dir` (``Catalog.checkout(recipe, ref,
+deployer.recipes_dir)``), which is exactly where abra reads it.
+
+Command lines (pinned by ``tests/deploy/test_abra.py``); ``-n/--no-input`` everywhere:
+
+    new       abra app new <recipe> [<version>|--chaos] --server <s> --domain <d> --secrets -n
+    secrets   abra app secret generate <domain> --all -n
+    deploy    abra app deploy <domain> [<version>|--chaos] --force --no-converge-checks -n
+    undeploy  abra app undeploy <domain> -n             (then wait until no task is left)
+    remove    abra app remove <domain> --force -n       (after undeploy; volumes, secrets, env)
+
+We run our own convergence check (:mod:`.health`), hence ``--no-converge-checks``. What is
+deployed and the app's volumes are read from the engine (abra's labels), not from abra's output.
+A non-zero exit becomes :class:`~ccci_core.deploy.errors.DeployError` with the command line and
+the tail of abra's output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import docker
+
+from ..catalog import Checkout
+from ..names import AppName
+from . import compose
+from .errors import DeployError, RecipeError
+from .protocol import Deployed
+from .stack import Stack
+
+NO_INPUT = "--no-input"
+
+
+def set_env(text: str, values: Mapping[str, str]) -> str:
+    """Return env ``text`` with ``values`` set: a ``KEY=``/``#KEY=`` line replaced, else added."""
+    pending = {key: compose.render_env({key: value}).strip() for key, value in values.items()}
+    lines = []
+    for line in text.splitlines():
+        key = line.lstrip("# ").partition("=")[0].strip()
+        if key in pending and "=" in line:
+            lines.append(pending.pop(key))
+        else:
+            lines.append(line)
+    lines.extend(pending.values())
+    return "\n".join(lines) + "\n"
+
+
+class AbraDeployer:
+    """A :class:`~ccci_core.deploy.protocol.Deployer` that shells out to ``abra``."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        abra_dir: Path,
+        *,
+        server: str = "default",
+        executable: str = "abra",
+        timeout: float = 900.0,
+        poll: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.abra_dir = abra_dir
+        self.server = server
+        self.executable = executable
+        self.timeout = timeout
+        self.poll = poll
+        self.sleep = sleep
+
+    @classmethod
+    def for_run(
+        cls, client: docker.DockerClient, run_dir: Path, operator_dir: Path, **kwargs: object
+    ) -> AbraDeployer:
+        """Lay out ``<run_dir>/abra`` (shared ``servers/``, private ``recipes/``) for a deployer."""
+        abra_dir = run_dir / "abra"
+        (abra_dir / "recipes").mkdir(parents=True, exist_ok=True)
+        for shared in ("servers", "catalogue"):
+            link, target = abra_dir / shared, operator_dir / shared
+            if target.exists() and not link.is_symlink():
+                link.symlink_to(target, target_is_directory=True)
+        return cls(client, abra_dir, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def recipes_dir(self) -> Path:
+        """Return where this run's recipe checkouts must live for abra to find them."""
+        return self.abra_dir / "recipes"
+
+    def env_path(self, app: AppName) -> Path:
+        """Return the app's env file (in the operator's ``servers/`` through the symlink)."""
+        return self.abra_dir / "servers" / self.server / f"{app.domain}.env"
+
+    def _run(self, *args: str) -> str:
+        argv = [self.executable, *args]
+        env = {**os.environ, "ABRA_DIR": str(self.abra_dir)}
+        try:
+            done = subprocess.run(
+                argv,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.CalledProcessError as exc:
+            output = (exc.stdout or "") + (exc.stderr or "")
+            raise DeployError(
+                "abra failed", command=argv, returncode=exc.returncode, output=output
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise DeployError(f"abra timed out after {self.timeout:.0f}s", command=argv) from exc
+        except OSError as exc:
+            raise DeployError(f"cannot run abra: {exc}", command=argv) from exc
+        return done.stdout
+
+    def _check(self, app: AppName, checkout: Checkout) -> list[str]:
+        """Return the version-or-chaos arguments, refusing a checkout abra would not see."""
+        if checkout.path != self.recipes_dir / app.recipe:
+            raise RecipeError(
+                f"{checkout.path} is not {self.recipes_dir / app.recipe}; abra reads there"
+            )
+        return ["--chaos"] if checkout.version is None else [str(checkout.version)]
+
+    def new(self, app: AppName, checkout: Checkout, env: Mapping[str, str]) -> None:
+        """Create the app (secrets generated at creation), then set ``env`` in its env file."""
+        at = self._check(app, checkout)
+        self._run(
+            "app", "new", app.recipe, *at, "--server", self.server, "--domain", app.domain,
+            "--secrets", NO_INPUT,
+        )  # fmt: skip
+        if env:
+            path = self.env_path(app)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise DeployError(f"abra created no env file {path}: {exc}") from exc
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(set_env(text, env), encoding="utf-8")
+            tmp.replace(path)
+
+    def generate_secrets(self, app: AppName, checkout: Checkout) -> None:
+        """Generate every secret of the app that abra does not hold yet."""
+        self._check(app, checkout)
+        self._run("app", "secret", "generate", app.domain, "--all", NO_INPUT)
+
+    def deploy(self, app: AppName, checkout: Checkout) -> Deployed:
+        """Deploy the checkout's version (or chaos); abra's converge checks are ours to run."""
+        at = self._check(app, checkout)
+        self._run("app", "deploy", app.domain, *at, "--force", "--no-converge-checks", NO_INPUT)
+        return self.deployed(app) or Deployed(app.stack, None)
+
+    def _wait_gone(self, stack: Stack) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not stack.gone():
+            if time.monotonic() > deadline:
+                raise DeployError(f"{stack.name} still has tasks after {self.timeout:.0f}s")
+            self.sleep(self.poll)
+
+    def undeploy(self, app: AppName) -> None:
+        """Undeploy (volumes kept) and wait until no task container of the stack is left."""
+        stack = Stack(self.client, app.stack)
+        if stack.services():
+            self._run("app", "undeploy", app.domain, NO_INPUT)
+        self._wait_gone(stack)
+
+    def remove(self, app: AppName) -> None:
+        """Undeploy, then let abra delete volumes, secrets and env; check nothing is left."""
+        self.undeploy(app)
+        self._run("app", "remove", app.domain, "--force", NO_INPUT)
+        left = [v.name for v in Stack(self.client, app.stack).volumes()]
+        if left:
+            raise DeployError(f"abra app remove left volumes of {app.stack}: {left}")
+
+    def deployed(self, app: AppName) -> Deployed | None:
+        """Return the stack's version and chaos labels, or None if it is not deployed."""
+        return Stack(self.client, app.stack).deployed()
+
+    def volumes(self, app: AppName) -> list[str]:
+        """Return the names of the stack's volumes."""
+        return sorted(v.name for v in Stack(self.client, app.stack).volumes())

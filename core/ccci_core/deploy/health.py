@@ -1,0 +1,308 @@
+"""Know when an app is really up: convergence of every service, container health, an HTTP probe.
+
+An app is up when, for ``settle`` seconds in a row, every service of its stack has its desired
+replicas running on the current spec (same running tasks throughout, so a task that keeps
+restarting never counts), no update is in progress or rolling back, every container with a
+healthcheck reports healthy, the version label is the one we deployed, and the probe (if the
+recipe has a ``HEALTH_PATH``) answers 2xx/3xx.
+
+Swarm's update state ``paused`` is a trap: with the default ``failure_action: pause`` one flicker
+of a new task pauses the update for good, even when the new tasks then run fine. A paused service
+whose tasks all run the current spec and are healthy counts as converged; a paused one that does
+not is reported at once (Swarm will not resume it by itself) instead of waiting out the timeout.
+More than ``crash_limit`` failed tasks since the deploy also end the wait early.
+
+How the probe reaches the app (never through a container's own IP):
+
+- ``proxy`` (production): ``https://<domain><HEALTH_PATH>`` through the proxy;
+- ``loopback`` (hosts without the proxy): the service's ``mode: host`` published port for
+  ``HEALTH_PORT`` on 127.0.0.1, with ``Host: <domain>``;
+- ``exec``: ``wget`` inside a running container of ``HEALTH_SERVICE`` against its own loopback.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from ..names import AppName
+from ..recipe_meta import RecipeMeta
+from .errors import DeployError, NotReady
+from .stack import Stack
+
+ProbeMode = Literal["proxy", "loopback", "exec"]
+_BAD_UPDATES = {"updating", "rollback_started", "rollback_paused", "rollback_completed"}
+# A replicated task that ends on its own is a restart too: one stopped by Swarm as unhealthy whose
+# process exits 0 on SIGTERM ends "complete", not "failed".
+_FAILED = {"failed", "rejected", "orphaned", "complete"}
+
+
+def _ts(text: str | None) -> datetime:
+    """Parse Docker's RFC 3339 timestamps (nanoseconds, ``Z``)."""
+    if not text:
+        return datetime.min.replace(tzinfo=UTC)
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+
+
+@dataclass
+class ServiceState:
+    """One service's convergence at one instant."""
+
+    name: str
+    desired: int
+    running: int
+    update: str | None
+    update_message: str = ""
+    failures: int = 0
+    last_error: str = ""
+    unhealthy: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    task_ids: frozenset[str] = frozenset()
+
+    @property
+    def converged(self) -> bool:
+        """Return whether all replicas run the current spec and report healthy."""
+        return self.running == self.desired and not self.unhealthy
+
+    @property
+    def ready(self) -> bool:
+        """Return whether the service counts as up (a converged ``paused`` counts)."""
+        return self.converged and self.update not in _BAD_UPDATES
+
+    @property
+    def stuck(self) -> bool:
+        """Return whether Swarm will not get there by itself (update paused, not converged)."""
+        return self.update in {"paused", "rollback_completed", "rollback_paused"} and not (
+            self.converged and self.update == "paused"
+        )
+
+    def line(self) -> str:
+        """Return one line for the report."""
+        text = f"{self.name}: {self.running}/{self.desired} running"
+        if self.waiting:
+            text += f" (other tasks: {', '.join(self.waiting)})"
+        if self.update:
+            text += f", update {self.update}"
+            if self.update_message:
+                text += f" ({self.update_message})"
+        if self.unhealthy:
+            text += f", not healthy: {', '.join(self.unhealthy)}"
+        if self.failures:
+            text += f", {self.failures} failed task(s)"
+        if self.last_error:
+            text += f", last error: {self.last_error}"
+        return text
+
+
+def _describe(stack: Stack, task: dict[str, Any]) -> str:
+    """Return why a task ended: Swarm's error, the exit code, the last failing healthcheck."""
+    status = task["Status"]
+    text = str(status.get("Err") or status.get("Message") or status.get("State", ""))
+    container_status = status.get("ContainerStatus", {})
+    if "ExitCode" in container_status:
+        text += f" (exit {container_status['ExitCode']})"
+    container_id = container_status.get("ContainerID")
+    container = stack.container(container_id) if container_id else None
+    health = (container.attrs["State"].get("Health") or {}) if container else {}
+    if health.get("Status") == "unhealthy":
+        log = health.get("Log") or [{}]
+        output = str(log[-1].get("Output", "")).strip()[-200:]
+        text += f"; healthcheck unhealthy (exit {log[-1].get('ExitCode')}): {output or 'no output'}"
+    return text
+
+
+def _same_spec(task: dict[str, Any], current: dict[str, Any]) -> bool:
+    return bool(task.get("Spec", {}).get("ContainerSpec") == current)
+
+
+def observe(stack: Stack, since: datetime) -> list[ServiceState]:
+    """Return the state of every service of ``stack``, counting failures after ``since``."""
+    states = []
+    for service in stack.services():
+        spec = service.attrs.get("Spec", {})
+        current = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
+        tasks = stack.tasks(service)
+        live = [t for t in tasks if t.get("DesiredState") == "running"]
+        mode = spec.get("Mode", {})
+        desired = int(mode["Replicated"].get("Replicas", 1)) if "Replicated" in mode else len(live)
+        running = [
+            t for t in live if t["Status"].get("State") == "running" and _same_spec(t, current)
+        ]
+        failed = sorted(
+            (
+                t
+                for t in tasks
+                if t["Status"].get("State") in _FAILED and _ts(t["Status"].get("Timestamp")) > since
+            ),
+            key=lambda t: _ts(t["Status"].get("Timestamp")),
+        )
+        last_error = _describe(stack, failed[-1]) if failed else ""
+        waiting = sorted(
+            {t["Status"].get("State", "?") for t in live if t not in running} - {"running"}
+        )
+        unhealthy = []
+        for task in running:
+            container_id = task["Status"].get("ContainerStatus", {}).get("ContainerID")
+            container = stack.container(container_id) if container_id else None
+            health = (container.attrs["State"].get("Health") or {}) if container else {}
+            if container is None or health.get("Status", "healthy") != "healthy":
+                unhealthy.append(f"{task['ID'][:12]} {health.get('Status', 'gone')}")
+        update = service.attrs.get("UpdateStatus") or {}
+        states.append(
+            ServiceState(
+                name=service.name,
+                desired=desired,
+                running=len(running),
+                update=update.get("State"),
+                update_message=update.get("Message", ""),
+                failures=len(failed),
+                last_error=last_error,
+                unhealthy=unhealthy,
+                waiting=waiting,
+                task_ids=frozenset(t["ID"] for t in running),
+            )
+        )
+    return states
+
+
+class Probe(Protocol):
+    """An app-level check: return None when the app answers, else why not."""
+
+    def __call__(self) -> str | None:
+        """Probe the app once."""
+
+
+@dataclass
+class HttpProbe:
+    """GET ``url`` (optionally with a ``Host`` header); 2xx/3xx is up."""
+
+    url: str
+    host: str | None = None
+    timeout: float = 5.0
+    verify_tls: bool = True
+
+    def __call__(self) -> str | None:
+        """Probe the app once."""
+        request = urllib.request.Request(self.url)  # noqa: S310 - http(s) URLs we built
+        if self.host:
+            request.add_header("Host", self.host)
+        context = None if self.verify_tls else ssl._create_unverified_context()  # noqa: S323
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=context) as resp:  # noqa: S310
+                status = int(resp.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            return f"GET {self.url}: {exc}"
+        return None if status < 400 else f"GET {self.url}: HTTP {status}"
+
+
+@dataclass
+class LoopbackProbe:
+    """GET the service's host-mode published port on 127.0.0.1 (found when probed)."""
+
+    stack: Stack
+    service: str
+    port: int
+    path: str
+    host: str
+
+    def __call__(self) -> str | None:
+        """Probe the app once."""
+        try:
+            ports = self.stack.service(self.service).attrs.get("Endpoint", {}).get("Ports") or []
+        except DeployError as exc:
+            return str(exc)
+        for entry in ports:
+            if entry.get("TargetPort") == self.port and entry.get("PublishMode") == "host":
+                url = f"http://127.0.0.1:{entry['PublishedPort']}{self.path}"
+                return HttpProbe(url, host=self.host)()
+        return f"{self.stack.name}_{self.service} publishes no host-mode port for {self.port}"
+
+
+@dataclass
+class ExecProbe:
+    """``wget`` the app from inside its own container (loopback of that container)."""
+
+    stack: Stack
+    service: str
+    port: int
+    path: str
+
+    def __call__(self) -> str | None:
+        """Probe the app once."""
+        url = f"http://127.0.0.1:{self.port}{self.path}"
+        try:
+            code, output = self.stack.exec(self.service, ["wget", "-q", "-O", "/dev/null", url])
+        except DeployError as exc:
+            return str(exc)
+        return None if code == 0 else f"wget {url} in {self.service}: exit {code} {output.strip()}"
+
+
+def probe_for(mode: ProbeMode, stack: Stack, app: AppName, meta: RecipeMeta) -> Probe | None:
+    """Return the probe the recipe asks for, reached the way ``mode`` says, or None."""
+    path = meta.health_path
+    if path is None:
+        return None
+    if mode == "proxy":
+        return HttpProbe(f"https://{app.domain}{path}")
+    if mode == "loopback":
+        return LoopbackProbe(stack, meta.health_service, meta.health_port, path, app.domain)
+    return ExecProbe(stack, meta.health_service, meta.health_port, path)
+
+
+def wait_ready(
+    stack: Stack,
+    *,
+    timeout: float,
+    since: datetime,
+    version: str | None = None,
+    probe: Probe | None = None,
+    settle: float = 3.0,
+    crash_limit: int = 3,
+    poll: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[ServiceState]:
+    """Wait until the stack is up (see module doc); raise NotReady with a report if it is not."""
+    deadline = clock() + timeout
+    stable_since: float | None = None
+    seen: frozenset[str] = frozenset()
+    while True:
+        states = observe(stack, since)
+        report = [s.line() for s in states] or [f"{stack.name}: no services"]
+        problem = None
+        deployed = stack.deployed()
+        if not states:
+            problem = "no services"
+        elif version is not None and (deployed is None or deployed.version != version):
+            problem = f"version label is {deployed.version if deployed else None}, want {version}"
+        for state in states:
+            if state.stuck:
+                raise NotReady(stack.name, f"{state.name} update {state.update}", report)
+            if state.failures > crash_limit:
+                raise NotReady(stack.name, f"{state.name} keeps failing", report)
+        if problem is None and not all(s.ready for s in states):
+            problem = "services not converged"
+        tasks = frozenset().union(*(s.task_ids for s in states)) if states else frozenset()
+        if problem is not None:
+            stable_since = None
+        elif tasks != seen or stable_since is None:
+            stable_since = clock()  # (re)start the settle window on a new set of tasks
+        elif clock() - stable_since >= settle:
+            answer = probe() if probe is not None else None
+            if answer is None:
+                return states
+            problem = answer
+            report.append(f"probe: {answer}")
+        seen = tasks
+        if clock() > deadline:
+            raise NotReady(stack.name, f"{problem or 'not settled'} after {timeout:.0f}s", report)
+        sleep(poll)
