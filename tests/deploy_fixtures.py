@@ -23,6 +23,7 @@ from ccci_core.deploy.stack import SECRET_OWNER, Stack
 from ccci_core.deploy.swarm import SwarmDeployer
 from ccci_core.names import AppName, cold_app
 from ccci_core.versions import Version
+from tests.gitrepo import git, init
 
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE / "recipes"
@@ -31,19 +32,9 @@ BASE_DOMAIN = "t.ccci.example"
 SUFFIX = len("api_key_v1")  # the longest object suffix of the test recipes
 
 
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=ccci", "-c", "user.email=ccci@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
-
-
 def build_recipe_repo(source: Path, dest: Path) -> list[str]:
     """Commit each ``source/<version>/`` tree into a git repository at ``dest``; tag each."""
-    dest.mkdir(parents=True)
-    _git("init", "--quiet", "--initial-branch=main", cwd=dest)
+    init(dest)
     tags = sorted((p.name for p in source.iterdir() if p.is_dir()), key=Version.parse)
     for tag in tags:
         for old in dest.iterdir():
@@ -51,9 +42,9 @@ def build_recipe_repo(source: Path, dest: Path) -> list[str]:
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
         # copy, not copy2: a kept mtime and size would hide the change from git
         shutil.copytree(source / tag, dest, dirs_exist_ok=True, copy_function=shutil.copy)
-        _git("add", "--all", cwd=dest)
-        _git("commit", "--quiet", "-m", f"release {tag}", cwd=dest)
-        _git("tag", tag, cwd=dest)
+        git(dest, "add", "--all")
+        git(dest, "commit", "--quiet", "-m", f"release {tag}")
+        git(dest, "tag", tag)
     return tags
 
 

@@ -10,5 +10,4 @@ from ccci_core.settings import HostSettings
 class PluginSettings(HostSettings):
     """Settings of ``cc-ci run``."""
 
-    tests_dir: Path = Path("tests")
     runs_dir: Path = Path("/var/lib/ci-runs")
