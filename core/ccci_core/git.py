@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from .errors import GitError
+from .process import ProcessError, run
 
 
 class Git:
@@ -21,23 +21,9 @@ class Git:
         argv = [self.executable, *args]
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_ASKPASS": "true"}
         try:
-            done = subprocess.run(
-                argv,
-                cwd=cwd,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.CalledProcessError as exc:
-            raise GitError(argv, exc.returncode, (exc.stderr or "") + (exc.stdout or "")) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise GitError(argv, -1, f"timed out after {self.timeout:.0f}s") from exc
-        except OSError as exc:
-            raise GitError(argv, -1, str(exc)) from exc
-        return done.stdout
+            return run(argv, cwd=cwd, env=env, timeout=self.timeout)
+        except ProcessError as exc:
+            raise GitError(exc.command, exc.returncode, exc.output) from exc
 
     def succeeds(self, *args: str, cwd: Path | None = None) -> bool:
         """Return whether ``git args...`` exits 0."""

@@ -23,7 +23,6 @@ the tail of abra's output.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ import docker
 
 from ..catalog import Checkout
 from ..names import AppName
+from ..process import ProcessError, run
 from . import compose
 from .errors import DeployError, RecipeError
 from .protocol import Deployed
@@ -102,25 +102,11 @@ class AbraDeployer:
         argv = [self.executable, *args]
         env = {**os.environ, "ABRA_DIR": str(self.abra_dir)}
         try:
-            done = subprocess.run(
-                argv,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.CalledProcessError as exc:
-            output = (exc.stdout or "") + (exc.stderr or "")
+            return run(argv, env=env, timeout=self.timeout)
+        except ProcessError as exc:
             raise DeployError(
-                "abra failed", command=argv, returncode=exc.returncode, output=output
+                "abra failed", command=argv, returncode=exc.returncode, output=exc.output
             ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise DeployError(f"abra timed out after {self.timeout:.0f}s", command=argv) from exc
-        except OSError as exc:
-            raise DeployError(f"cannot run abra: {exc}", command=argv) from exc
-        return done.stdout
 
     def _check(self, app: AppName, checkout: Checkout) -> list[str]:
         """Return the version-or-chaos arguments, refusing a checkout abra would not see."""
@@ -158,19 +144,12 @@ class AbraDeployer:
         self._run("app", "deploy", app.domain, *at, "--force", "--no-converge-checks", NO_INPUT)
         return self.deployed(app) or Deployed(app.stack, None)
 
-    def _wait_gone(self, stack: Stack) -> None:
-        deadline = time.monotonic() + self.timeout
-        while not stack.gone():
-            if time.monotonic() > deadline:
-                raise DeployError(f"{stack.name} still has tasks after {self.timeout:.0f}s")
-            self.sleep(self.poll)
-
     def undeploy(self, app: AppName) -> None:
         """Undeploy (volumes kept) and wait until no task container of the stack is left."""
         stack = Stack(self.client, app.stack)
         if stack.services():
             self._run("app", "undeploy", app.domain, NO_INPUT)
-        self._wait_gone(stack)
+        stack.wait_gone(self.timeout, self.poll, self.sleep)
 
     def remove(self, app: AppName) -> None:
         """Undeploy, then let abra delete volumes, secrets and env; check nothing is left."""

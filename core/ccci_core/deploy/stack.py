@@ -6,7 +6,8 @@ Both adapters and the health check use this view. Every Docker SDK error is mapp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -130,3 +131,14 @@ class Stack:
     def gone(self) -> bool:
         """Return whether no service, task container or network of the stack is left."""
         return not (self.services() or self.containers() or self.networks())
+
+    def wait_gone(
+        self, timeout: float, poll: float, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """Wait until :meth:`gone`; raise DeployError naming what is left after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self.gone():
+            if time.monotonic() > deadline:
+                left = [c.name for c in self.containers()] + [s.name for s in self.services()]
+                raise DeployError(f"{self.name} still has {left} after {timeout:.0f}s")
+            sleep(poll)

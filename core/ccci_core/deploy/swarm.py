@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 
 from ..catalog import Checkout
 from ..names import SWARM_NAME_MAX, AppName, object_names, suffix_len
+from ..process import ProcessError, run
 from . import compose
 from .errors import DeployError, ForeignObject, RecipeError
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
@@ -156,25 +156,11 @@ class SwarmDeployer:
     def _docker(self, *args: str, cwd: Path | None = None) -> str:
         argv = [self.docker_cli, *args]
         try:
-            done = subprocess.run(
-                argv,
-                cwd=cwd,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.CalledProcessError as exc:
-            output = (exc.stderr or "") + (exc.stdout or "")
+            return run(argv, cwd=cwd, timeout=self.timeout)
+        except ProcessError as exc:
             raise DeployError(
-                "docker failed", command=argv, returncode=exc.returncode, output=output
+                "docker failed", command=argv, returncode=exc.returncode, output=exc.output
             ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise DeployError(f"docker timed out after {self.timeout:.0f}s", command=argv) from exc
-        except OSError as exc:
-            raise DeployError(f"cannot run docker: {exc}", command=argv) from exc
-        return done.stdout
 
     def deploy(self, app: AppName, checkout: Checkout) -> Deployed:
         """Deploy the checkout: its version, or chaos at its commit; return without waiting."""
@@ -194,20 +180,12 @@ class SwarmDeployer:
         deployed = Stack(self.client, app.stack).deployed()
         return deployed or Deployed(app.stack, None)
 
-    def _wait_gone(self, stack: Stack) -> None:
-        deadline = time.monotonic() + self.timeout
-        while not stack.gone():
-            if time.monotonic() > deadline:
-                left = [c.name for c in stack.containers()] + [s.name for s in stack.services()]
-                raise DeployError(f"{stack.name} still has {left} after {self.timeout:.0f}s")
-            self.sleep(self.poll)
-
     def undeploy(self, app: AppName) -> None:
         """Run ``docker stack rm`` and wait until no task container of the stack is left."""
         stack = Stack(self.client, app.stack)
         if stack.services() or stack.networks():
             self._docker("stack", "rm", app.stack)
-        self._wait_gone(stack)
+        stack.wait_gone(self.timeout, self.poll, self.sleep)
 
     def remove(self, app: AppName) -> None:
         """Undeploy, then delete the stack's volumes, generated secrets and env file."""
