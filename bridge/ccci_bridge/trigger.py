@@ -80,15 +80,17 @@ class Trigger:
         self._react(forge, event, "eyes")
         try:
             answer = self._comment(forge, event)
-        except Exception as exc:
+        except BridgeError as exc:
+            log.warning("request %s failed: %s", event.dedupe_keys[0], exc)
+            answer = Answer("failed", f"Sorry, the run could not be started: {exc.message}.")
+        except Exception:  # a worker thread: report to the commenter, never die silently
             log.exception("request %s failed", event.dedupe_keys[0])
-            detail = exc.message if isinstance(exc, BridgeError) else "an internal error"
-            answer = Answer("failed", f"Sorry, the run could not be started: {detail}.")
+            answer = Answer("failed", "Sorry, the run could not be started: an internal error.")
         self._react(forge, event, "rocket" if answer.outcome == "started" else "confused")
         try:
             forge.reply(event.repo, event.number, f"@{event.user} {answer.text}")
-        except BridgeError:
-            log.exception("cannot reply to %s#%s", event.repo, event.number)
+        except BridgeError as exc:
+            log.warning("cannot reply to %s#%s: %s", event.repo, event.number, exc)
         log.info(
             "%s %s#%s by %s: %s",
             event.forge,
