@@ -88,7 +88,9 @@ def github_comment(
     }
 
 
-def pull(number: int = 42, state: str = "open", repo: str = "coop-cloud/keycloak") -> dict[str, Any]:
+def pull(
+    number: int = 42, state: str = "open", repo: str = "coop-cloud/keycloak"
+) -> dict[str, Any]:
     """Return a forge's pull request resource."""
     return {
         "number": number,
@@ -98,7 +100,9 @@ def pull(number: int = 42, state: str = "open", repo: str = "coop-cloud/keycloak
     }
 
 
-def gitea_headers(body: bytes, *, delivery: str | None = None, event: str = "issue_comment") -> dict[str, str]:
+def gitea_headers(
+    body: bytes, *, delivery: str | None = None, event: str = "issue_comment"
+) -> dict[str, str]:
     """Return the headers Gitea sends with ``body``."""
     return {
         "Content-Type": "application/json",
@@ -109,7 +113,9 @@ def gitea_headers(body: bytes, *, delivery: str | None = None, event: str = "iss
     }
 
 
-def github_headers(body: bytes, *, delivery: str | None = None, event: str = "issue_comment") -> dict[str, str]:
+def github_headers(
+    body: bytes, *, delivery: str | None = None, event: str = "issue_comment"
+) -> dict[str, str]:
     """Return the headers GitHub sends with ``body``."""
     return {
         "Content-Type": "application/json",

@@ -44,7 +44,9 @@ def _forge(
 ) -> None:
     base = f"{API[forge]}/repos/{REPO}"
     if permission is None:
-        api.get(f"{base}/collaborators/{user}/permission", status=404, json={"message": "Not Found"})
+        api.get(
+            f"{base}/collaborators/{user}/permission", status=404, json={"message": "Not Found"}
+        )
     else:
         api.get(
             f"{base}/collaborators/{user}/permission",
@@ -112,13 +114,18 @@ def test_command_creates_the_exact_drone_build(
     assert "Bearer drone-token" == drone.request.headers["Authorization"]
     assert {AUTH[forge]} == {c.request.headers["Authorization"] for c in api.calls if c != drone}
     assert ["eyes", "rocket"] == _reactions(api)
-    assert [f"@alice Started the {lane} for `keycloak` at {SHA[:10]}: {DRONE}/coop-cloud/cc-ci/17"] == _replies(api)
+    assert [
+        f"@alice Started the {lane} for `keycloak` at {SHA[:10]}: {DRONE}/coop-cloud/cc-ci/17"
+    ] == _replies(api)
 
 
 @pytest.mark.parametrize("forge", ["gitea", "github"])
 @pytest.mark.parametrize("permission", ["read", "none", None])
 def test_untrusted_commenter_is_refused_politely(
-    client: flask.testing.FlaskClient, api: responses.RequestsMock, forge: str, permission: str | None
+    client: flask.testing.FlaskClient,
+    api: responses.RequestsMock,
+    forge: str,
+    permission: str | None,
 ) -> None:
     """Without write access (or when the forge does not know the user) no build starts."""
     _forge(api, forge, permission=permission)
@@ -145,7 +152,9 @@ def test_allowlisted_user_needs_no_permission(
     assert 1 == len(_calls(api, "POST", BUILDS))
 
 
-def test_allowlist_is_per_forge(client: flask.testing.FlaskClient, api: responses.RequestsMock) -> None:
+def test_allowlist_is_per_forge(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
     """``github:dora`` does not trust a Gitea user who happens to be called dora."""
     _forge(api, "gitea", user="dora", permission="read")
 
@@ -196,7 +205,9 @@ def test_failed_build_does_not_start_the_cooldown(
     assert "Started the cold lane" in _replies(api)[1]
 
 
-def test_cooldown_answers_when_to_retry(client: flask.testing.FlaskClient, api: responses.RequestsMock) -> None:
+def test_cooldown_answers_when_to_retry(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
     """A second request by the same user within CCCI_COOLDOWN_S starts nothing and says when."""
     _forge(api, "gitea")
     api.post(BUILDS, json=_build())
@@ -247,7 +258,10 @@ def test_repository_that_is_not_a_recipe_name_is_refused(
     _post(client, "gitea", "!testme", repo="coop-cloud/Key_Cloak")
 
     assert [] == _calls(api, "POST", BUILDS)
-    assert "is not a recipe name" in json.loads(_calls(api, "POST", "/issues/42/comments")[0].request.body)["body"]
+    assert (
+        "is not a recipe name"
+        in json.loads(_calls(api, "POST", "/issues/42/comments")[0].request.body)["body"]
+    )
 
 
 def test_failing_reactions_do_not_stop_the_build(
@@ -271,7 +285,7 @@ def test_failing_reactions_do_not_stop_the_build(
 def test_redelivery_starts_one_build(
     client: flask.testing.FlaskClient, api: responses.RequestsMock, forge: str
 ) -> None:
-    """The same delivery, or the same comment under a new delivery id, is answered as a duplicate."""
+    """The same delivery, or the same comment under a new delivery id, is a duplicate."""
     _forge(api, forge)
     api.post(BUILDS, json=_build())
     payload = gitea_comment() if forge == "gitea" else github_comment()
@@ -342,7 +356,12 @@ def test_github_issue_comment_on_an_issue_is_ignored(
         ("/hooks/gitea", {"X-Gitea-Signature": "ü"}, 401, "bad signature"),
         ("/hooks/gitea", {"X-Forgejo-Signature": "ab"}, 401, "bad signature"),
         ("/hooks/github", {}, 401, "missing signature"),
-        ("/hooks/github", {"X-Hub-Signature-256": "00" * 32}, 401, "bad signature: expected sha256=<hex>"),
+        (
+            "/hooks/github",
+            {"X-Hub-Signature-256": "00" * 32},
+            401,
+            "bad signature: expected sha256=<hex>",
+        ),
         ("/hooks/github", {"X-Hub-Signature-256": "sha256=" + "00" * 32}, 401, "bad signature"),
     ],
 )
@@ -386,7 +405,12 @@ def test_forgejo_signature_header_is_accepted(
             "missing field comment.user.login",
         ),
         (
-            encode({**gitea_comment(), "comment": {"id": True, "body": "!testme", "user": {"login": "a"}}}),
+            encode(
+                {
+                    **gitea_comment(),
+                    "comment": {"id": True, "body": "!testme", "user": {"login": "a"}},
+                }
+            ),
             "field comment.id has the wrong type",
         ),
     ],
@@ -408,10 +432,15 @@ def test_missing_delivery_id_is_400(client: flask.testing.FlaskClient) -> None:
 
     response = client.post("/hooks/gitea", data=data, headers=headers)
 
-    assert (400, "missing delivery id header") == (response.status_code, response.get_json()["reason"])
+    assert (400, "missing delivery id header") == (
+        response.status_code,
+        response.get_json()["reason"],
+    )
 
 
-def test_oversized_body_is_413(client: flask.testing.FlaskClient, api: responses.RequestsMock) -> None:
+def test_oversized_body_is_413(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
     """A body over CCCI_MAX_BODY is refused before it is read or verified."""
     data = encode(gitea_comment("!testme\n" + "x" * (1024 * 1024)))
 
@@ -439,10 +468,16 @@ def test_healthz_reports_the_hooks(client: flask.testing.FlaskClient) -> None:
     response = client.get("/healthz")
 
     assert 200 == response.status_code
-    assert {"status": "ok", "hooks": {"gitea": True, "github": True, "chat": True}} == response.get_json()
+    assert {
+        "status": "ok",
+        "hooks": {"gitea": True, "github": True, "chat": True},
+    } == response.get_json()
 
 
 def test_unknown_route_and_method_are_json(client: flask.testing.FlaskClient) -> None:
     """Flask's own errors are JSON too."""
-    assert (404, "Not Found") == (client.get("/nope").status_code, client.get("/nope").get_json()["error"])
+    assert (404, "Not Found") == (
+        client.get("/nope").status_code,
+        client.get("/nope").get_json()["error"],
+    )
     assert 405 == client.get("/hooks/gitea").status_code
