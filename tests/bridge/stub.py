@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ class Seen:
 class Upstream:
     """The requests received so far, and a way to wait for more."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
         self.seen: list[Seen] = []
         self.builds = 0
         self._cond = threading.Condition()
@@ -72,6 +74,8 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 dict(self.headers.items()),
                 json.loads(raw) if raw else None,
             )
+            if upstream.delay_s:
+                time.sleep(upstream.delay_s)  # a slow Drone or forge
             number = upstream.record(seen)
             status, body = 201, {}
             if url.path.endswith("/builds"):
@@ -96,9 +100,9 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def upstream_stub() -> Iterator[Upstream]:
+def upstream_stub(delay_s: float = 0.0) -> Iterator[Upstream]:
     """Serve the stub on an ephemeral loopback port for the duration of the block."""
-    upstream = Upstream()
+    upstream = Upstream(delay_s)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream))
     upstream.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

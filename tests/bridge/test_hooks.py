@@ -397,6 +397,9 @@ def test_forgejo_signature_header_is_accepted(
     ("body", "reason"),
     [
         (b"{not json", "body is not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "body is not JSON"),
+        (b'{"action": "created", "issue": ' + b"9" * 5000 + b"}", "body is not JSON"),
+        (b'{"action": "\xff"}', "body is not JSON"),
         (b"[1, 2]", "payload is not a JSON object"),
         (b'{"action": 1}', "field action has the wrong type"),
         (b'{"action": "created"}', "missing field issue"),
