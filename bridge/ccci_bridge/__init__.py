@@ -8,6 +8,7 @@ Tests pass their own settings, adapters and an inline executor.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ def _forges(settings: BridgeSettings) -> dict[str, Forge]:
     return forges
 
 
+def _log_to_gunicorn() -> None:
+    """Send the bridge's log to gunicorn's error log when running under gunicorn."""
+    ours, theirs = logging.getLogger("ccci_bridge"), logging.getLogger("gunicorn.error")
+    if theirs.handlers and not ours.handlers:
+        ours.handlers = list(theirs.handlers)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
+
+
 def create_app(
     settings: BridgeSettings | None = None,
     *,
@@ -88,6 +98,7 @@ def create_app(
     if executor is None:
         # Threads start lazily at the first submit, so a pool built before gunicorn forks is fine.
         executor = ThreadPoolExecutor(settings.bridge_threads, thread_name_prefix="ccci-bridge")
+    _log_to_gunicorn()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.json.sort_keys = False  # type: ignore[attr-defined]

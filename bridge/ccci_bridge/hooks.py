@@ -47,6 +47,7 @@ def _forge_hook(forge: str, event_name: str | None, delivery: str | None) -> tup
     if not ctx.store.claim(event.dedupe_keys):
         log.info("redelivery ignored: %s", ", ".join(event.dedupe_keys))
         return _json(200, status="duplicate")
+    log.info("accepted %s %s#%s by %s", forge, event.repo, event.number, event.user)
     ctx.executor.submit(ctx.trigger.comment, event)
     return _json(202, status="accepted", lane=event.command.lane)
 
