@@ -125,7 +125,7 @@ def _round(label: str, args: argparse.Namespace, delay: float, clients: int, n: 
     print(f"\n## {label}: {n} requests, {clients} clients, {args.workers} workers")
     print(f"{'kind':<15}{'status':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for kind, values in by_kind.items():
-        q = statistics.quantiles(values, n=100)
+        q = statistics.quantiles(values, n=100, method="inclusive")
         status = ",".join(map(str, sorted(statuses[kind])))
         print(f"{kind:<15}{status:>8}{q[49]:>9.1f}{q[94]:>9.1f}{q[98]:>9.1f}{max(values):>9.1f}")
     builds = len(upstream.matching("POST", "/builds"))
