@@ -109,18 +109,17 @@ class Trigger:
             recipe = validate_recipe(event.name)
         except InvalidName as exc:
             return Answer("refused", f"`{event.name}` is not a recipe name ({exc.reason}).")
+        user = f"{event.forge}:{event.user}"
+        if waiting := self._cooling_down(user):
+            return waiting
         if not self._trusted(forge, event):
+            # The cooldown stays: it also spares the forge's permission API from a flood.
             return Answer(
                 "refused",
                 "Thanks! Runs can be started by people with write access to this recipe "
                 "(or on the bridge's allowlist); please ask a maintainer to comment `!testme`.",
             )
-        return self._start(
-            f"{event.forge}:{event.user}",
-            recipe,
-            command,
-            partial(forge.pull, event.repo, event.number),
-        )
+        return self._start(user, recipe, command, partial(forge.pull, event.repo, event.number))
 
     def _trusted(self, forge: Forge, event: CommentEvent) -> bool:
         if event.user in self.trusted or f"{event.forge}:{event.user}" in self.trusted:
@@ -150,21 +149,28 @@ class Trigger:
                 return Answer("failed", "No forge is configured to look up pull requests.")
             repo = f"{self.recipe_owner}/{recipe}"
             fetch = partial(forge.pull, repo, number)
+        user = f"chat:{event.user}"
+        if waiting := self._cooling_down(user):
+            return waiting
         try:
-            return self._start(f"chat:{event.user}", recipe, command, fetch)
+            return self._start(user, recipe, command, fetch)
         except BridgeError as exc:
             log.warning("chat request by %s failed: %s", event.user, exc)
             return Answer("failed", f"Sorry, the run could not be started: {exc.message}.")
 
     # -- shared ---------------------------------------------------------------------------
 
-    def _start(
-        self, user: str, recipe: str, command: Command, fetch: Callable[[], Pull] | None
-    ) -> Answer:
-        """Start a build unless ``user`` is cooling down; fetch the PR first if there is one."""
+    def _cooling_down(self, user: str) -> Answer | None:
+        """Start ``user``'s cooldown, or return the answer saying when to retry."""
         wait = self.store.take_cooldown(user, self.cooldown_s)
         if wait > 0:
             return Answer("cooldown", f"Please wait: try again in {math.ceil(wait)} s.")
+        return None
+
+    def _start(
+        self, user: str, recipe: str, command: Command, fetch: Callable[[], Pull] | None
+    ) -> Answer:
+        """Start a build, fetching the PR first if there is one; end the cooldown on failure."""
         try:
             pull = fetch() if fetch is not None else None
             if pull is not None and pull.state != "open":

@@ -221,6 +221,21 @@ def test_cooldown_answers_when_to_retry(
     assert ["eyes", "rocket", "eyes", "confused"] == _reactions(api)
 
 
+def test_untrusted_flood_asks_the_forge_once(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """The cooldown also covers refusals, so a flood costs one permission lookup."""
+    _forge(api, "gitea", permission="read")
+    api.post(f"{API['gitea']}/repos/{REPO}/issues/comments/1002/reactions", status=201, json={})
+
+    _post(client, "gitea", "!testme")
+    _post(client, "gitea", "!testme", comment_id=1002)
+
+    assert 1 == len(_calls(api, "GET", "/permission"))
+    assert "write access" in _replies(api)[0]
+    assert "Please wait" in _replies(api)[1]
+
+
 def test_closed_pull_request_per_api_is_refused(
     client: flask.testing.FlaskClient, api: responses.RequestsMock
 ) -> None:
