@@ -1,0 +1,115 @@
+"""A loopback stand-in for Drone and Gitea that records every request (for a real gunicorn)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.bridge.payloads import pull
+
+HANG_GUARD_S = 120.0  # only so a broken bridge fails the test instead of hanging it
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the stub received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+class Upstream:
+    """The requests received so far, and a way to wait for more."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.seen: list[Seen] = []
+        self.builds = 0
+        self._cond = threading.Condition()
+        self.url = ""
+
+    def record(self, seen: Seen) -> int:
+        """Record a request; return the build number if it created a build."""
+        with self._cond:
+            self.seen.append(seen)
+            if seen.path.endswith("/builds"):
+                self.builds += 1
+            self._cond.notify_all()
+            return self.builds
+
+    def matching(self, method: str, suffix: str) -> list[Seen]:
+        """Return the recorded requests with ``method`` whose path ends with ``suffix``."""
+        with self._cond:
+            return [s for s in self.seen if s.method == method and s.path.endswith(suffix)]
+
+    def wait_for(self, method: str, suffix: str, count: int) -> list[Seen]:
+        """Block until ``count`` such requests arrived, and return them."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.matching(method, suffix)) >= count, HANG_GUARD_S)
+        return self.matching(method, suffix)
+
+
+def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            seen = Seen(
+                self.command,
+                url.path,
+                dict(parse_qsl(url.query)),
+                dict(self.headers.items()),
+                json.loads(raw) if raw else None,
+            )
+            if upstream.delay_s:
+                time.sleep(upstream.delay_s)  # a slow Drone or forge
+            number = upstream.record(seen)
+            status, body = 201, {}
+            if url.path.endswith("/builds"):
+                status, body = 200, {"id": 1000 + number, "number": number, "status": "pending"}
+            elif url.path.endswith("/permission"):
+                status, body = 200, {"permission": "write"}
+            elif "/pulls/" in url.path:
+                status, body = 200, pull(int(url.path.rsplit("/", 1)[1]))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet."""
+
+    return Handler
+
+
+@contextmanager
+def upstream_stub(delay_s: float = 0.0) -> Iterator[Upstream]:
+    """Serve the stub on an ephemeral loopback port for the duration of the block."""
+    upstream = Upstream(delay_s)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(upstream))
+    upstream.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield upstream
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
