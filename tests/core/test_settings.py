@@ -6,13 +6,19 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from ccci_agent.settings import AgentSettings
-from ccci_bridge.settings import BridgeSettings
 from ccci_core.errors import ConfigError
-from ccci_core.settings import load
+from ccci_core.settings import CcciSettings, load
 from ccci_plugin.settings import PluginSettings
+
+
+class TokenSettings(CcciSettings):
+    """A component with a secret and a bounded number, as the bridge has."""
+
+    drone_token: SecretStr = SecretStr("")
+    cooldown_s: int = Field(default=60, ge=0)
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +91,7 @@ def test_secret_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     token = tmp_path / "token"
     token.write_text("s3cret\n")
     monkeypatch.setenv("CCCI_DRONE_TOKEN_FILE", str(token))
-    settings = load(BridgeSettings)
+    settings = load(TokenSettings)
     assert "s3cret" == settings.drone_token.get_secret_value()
     assert "***" == settings.redacted()["CCCI_DRONE_TOKEN"]
 
@@ -96,7 +102,7 @@ def test_secret_file_missing_names_the_file_variable(
     """An unreadable secret file is a ConfigError naming CCCI_<NAME>_FILE."""
     monkeypatch.setenv("CCCI_DRONE_TOKEN_FILE", str(tmp_path / "absent"))
     with pytest.raises(ConfigError) as caught:
-        load(BridgeSettings)
+        load(TokenSettings)
     assert "CCCI_DRONE_TOKEN_FILE" == caught.value.variable
 
 
@@ -107,7 +113,7 @@ def test_secret_given_twice_is_ambiguous(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("CCCI_DRONE_TOKEN_FILE", str(token))
     monkeypatch.setenv("CCCI_DRONE_TOKEN", "from-env")
     with pytest.raises(ConfigError) as caught:
-        load(BridgeSettings)
+        load(TokenSettings)
     assert "CCCI_DRONE_TOKEN" == caught.value.variable
 
 
@@ -115,7 +121,7 @@ def test_secret_values_never_appear_in_errors(monkeypatch: pytest.MonkeyPatch) -
     """A validation error on a secret does not echo the secret."""
     monkeypatch.setenv("CCCI_COOLDOWN_S", "-1")
     with pytest.raises(ConfigError) as caught:
-        load(BridgeSettings, webhook_secret=SecretStr("hunter2"))
+        load(TokenSettings, webhook_secret=SecretStr("hunter2"))
     assert "hunter2" not in str(caught.value)
     assert "CCCI_COOLDOWN_S" == caught.value.variable
 
@@ -128,3 +134,16 @@ def test_plugin_settings_share_the_host_fields(monkeypatch: pytest.MonkeyPatch) 
         plugin.agent_socket,
         plugin.domain,
     )
+
+
+class RequiredSettings(CcciSettings):
+    """A component with a required setting."""
+
+    drone_server: str
+
+
+def test_missing_required_setting_says_so_plainly() -> None:
+    """A missing variable is reported as required, without an empty input echoed."""
+    with pytest.raises(ConfigError) as caught:
+        load(RequiredSettings)
+    assert "CCCI_DRONE_SERVER: Field required" == str(caught.value)
