@@ -112,7 +112,8 @@ def load(cls: type[S], **overrides: Any) -> S:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
         reason = first["msg"].removeprefix("Value error, ")
-        if first["type"] != "missing" and not _is_secret(cls.model_fields.get(field, FieldInfo()).annotation):
+        secret = _is_secret(cls.model_fields.get(field, FieldInfo()).annotation)
+        if first["type"] != "missing" and not secret:
             reason = f"{reason} (got {first['input']!r})"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{PREFIX}{field.upper()}", reason + more) from exc
