@@ -2,7 +2,7 @@
 
 Every request passes the peer-credential check first (root or the socket's group, else 403).
 Bodies are pydantic models that forbid unknown fields; names go through ``ccci_core.names``.
-Every error is JSON ``{"error", "reason", ...}`` with a 4xx/5xx status; no HTML, no traceback.
+Every error is JSON ``{"error", "reason", "details"}`` with a 4xx/5xx status; no HTML, no traceback.
 """
 
 from __future__ import annotations
