@@ -34,14 +34,16 @@ def _worker(canonicals: Canonicals, app: App, *op: str) -> subprocess.Popen[str]
          app.recipe, app.domain, *op],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stdin is not None
     assert "ready\n" == proc.stdout.readline()
     return proc
 
 
 def _run_and_time(canonicals: Canonicals, app: App, *op: str) -> float:
     proc = _worker(canonicals, app, *op)
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     start = time.monotonic()
     proc.stdin.write("go\n")
     proc.stdin.flush()
@@ -85,7 +87,7 @@ def test_sigkill_during_promote_leaves_one_complete_snapshot(
     canonicals: Canonicals, app: App
 ) -> None:
     """After a kill at any instant: one verifiable snapshot, old or new, that restores exactly."""
-    rng = random.Random(os.environ.get("CCCI_CRASH_SEED", "promote"))
+    rng = random.Random(os.environ.get("CCCI_CRASH_SEED", "promote"))  # noqa: S311 - kill delays
     expected = {}
     for which in ("a", "b"):
         write_dataset(app.mountpoint, which, BULK)
@@ -114,8 +116,8 @@ def test_sigkill_during_promote_leaves_one_complete_snapshot(
 def test_sigkill_during_restore_leaves_volume_old_restored_or_marked(
     canonicals: Canonicals, app: App
 ) -> None:
-    """After a kill: the volume is fully old, fully restored, or marked and refused until retried."""
-    rng = random.Random(os.environ.get("CCCI_CRASH_SEED", "restore"))
+    """After a kill the volume is fully old, fully restored, or marked and refused till retried."""
+    rng = random.Random(os.environ.get("CCCI_CRASH_SEED", "restore"))  # noqa: S311 - kill delays
     write_dataset(app.mountpoint, "a", BULK)
     known_good = fingerprint(app.mountpoint)
     canonicals.promote(app.recipe, app.domain, VERSIONS["a"], COMMIT)

@@ -24,7 +24,7 @@ def clear(path: Path) -> None:
 def write_dataset(root: Path, which: str, bulk: int = 1 << 20) -> None:
     """Fill ``root`` with dataset ``which`` ("a" or "b"): every file kind a database dir holds."""
     clear(root)
-    rng = random.Random(which)
+    rng = random.Random(which)  # noqa: S311 - reproducible test data
     os.chown(root, 70, 70)  # like a postgres data directory
     root.chmod(0o750)
     owned = root / "owned.conf"
