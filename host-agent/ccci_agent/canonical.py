@@ -67,7 +67,8 @@ class Canonicals:
         self.warmsnap = Warmsnap(state, engine, **snap)
 
     def _lock(self, recipe: str) -> Any:
-        return self.state.lock(f"app-{validate_recipe(recipe)}")
+        self.state.app(recipe)  # validates, reserved names included, before a lock file exists
+        return self.state.lock(f"app-{recipe}")
 
     def _record(self, recipe: str) -> dict[str, Any] | None:
         record = read_json(self.state.canonical(recipe))
@@ -102,7 +103,7 @@ class Canonicals:
 
     def promote(self, recipe: str, domain: str, version: str, commit: str) -> dict[str, Any]:
         """Snapshot the (undeployed) canonical of ``recipe`` and record it as known-good."""
-        validate_recipe(recipe)
+        self.state.app(recipe)
         validate_canonical_domain(recipe, domain, self.base_domain)
         Version.parse(version)
         validate_commit(commit)
