@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := core/ccci_core bridge/ccci_bridge plugin/ccci_plugin host-agent/ccci_agent
 
-.PHONY: test lint typecheck pytest clean
+.PHONY: test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Snapshot/restore throughput beside plain GNU tar (root + Docker; not part of `make test`).
+bench: $(STAMP)
+	$(BIN)/python bench/warmsnap.py $(BENCH_MB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import os
 import secrets
@@ -82,10 +83,12 @@ def hash_file(path: Path) -> tuple[str, int]:
     """Return the sha256 and size of ``path``."""
     digest = hashlib.sha256()
     size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+            size += count
     return digest.hexdigest(), size
 
 
@@ -216,20 +219,30 @@ class Warmsnap:
         digest = hashlib.sha256()
         size = 0
         argv = [self.tar, *TAR_CREATE, f"--directory={volume.mountpoint}", "--file=-", "."]
-        with (
-            tempfile.TemporaryFile() as errors,
-            target.open("xb") as out,
-            subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=errors, preexec_fn=_die_with_parent
-            ) as proc,
-        ):
-            stream: IO[bytes] = proc.stdout  # type: ignore[assignment]
-            while chunk := stream.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-            code = proc.wait()
-            out.flush()
+        # A 1 MiB pipe read into one reused buffer keeps this copy within a few % of plain tar.
+        read_end, write_end = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, CHUNK)
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        with tempfile.TemporaryFile() as errors, target.open("xb", buffering=0) as out:
+            try:
+                proc = subprocess.Popen(
+                    argv, stdout=write_end, stderr=errors, preexec_fn=_die_with_parent
+                )
+            finally:
+                os.close(write_end)
+            try:
+                while count := os.readv(read_end, [buffer]):
+                    digest.update(view[:count])
+                    out.write(view[:count])
+                    size += count
+            except BaseException:
+                proc.kill()  # never leave tar blocked on a pipe nobody reads
+                raise
+            finally:
+                os.close(read_end)
+                code = proc.wait()
             os.fsync(out.fileno())
             self._check_tar(argv, code, errors)
         return {
