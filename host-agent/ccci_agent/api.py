@@ -25,10 +25,11 @@ from .alerts import Alerts
 from .canonical import Canonicals, Status, VolumeState
 from .engine import DockerEngine, Engine
 from .errors import AgentError, Forbidden
+from .infra import InfraVersions
 from .leases import DEFAULT_TTL, MAX_TTL, Lane, Leases
 from .peercred import environ_allowed
 from .settings import AgentSettings
-from .store import StateDir, read_json
+from .store import StateDir
 
 log = logging.getLogger(__name__)
 Authorize = Callable[[dict[str, Any]], bool]
@@ -43,6 +44,7 @@ class Agent:
     canonicals: Canonicals
     alerts: Alerts
     leases: Leases
+    infra: InfraVersions
 
 
 def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: Any) -> Agent:
@@ -52,9 +54,12 @@ def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: A
     return Agent(
         settings=settings,
         state=state,
-        canonicals=Canonicals(state, engine, settings.domain, **snap),
+        canonicals=Canonicals(
+            state, engine, settings.domain, **({"wait_timeout": settings.volume_wait} | snap)
+        ),
         alerts=Alerts(state),
         leases=Leases(state, settings.max_tests),
+        infra=InfraVersions(state),
     )
 
 
@@ -138,15 +143,12 @@ def status() -> Response:
     """Return everything an operator looks at: canonicals, infra, leases, alerts, disk."""
     agent = _agent()
     canonicals = agent.canonicals.all()
-    infra = []
-    if agent.state.infra.is_dir():
-        infra = [read_json(p) for p in sorted(agent.state.infra.glob("*.json"))]
     return jsonify(
         version=__version__,
         state_dir=str(agent.state.root),
         max_tests=agent.settings.max_tests,
         canonicals=canonicals,
-        infra=[i for i in infra if i is not None],
+        infra=agent.infra.all(),
         leases=agent.leases.listing(),
         alerts=agent.alerts.active(),
         disk={

@@ -42,10 +42,17 @@ class Server:
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
+def base() -> Iterator[Path]:
+    """A directory for the socket and state that other uids may traverse (tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="ccci-agent-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def server(base: Path) -> Iterator[Server]:
     """``cc-ci agent serve`` in a subprocess, on a socket in a directory others may traverse."""
-    base = Path(tempfile.mkdtemp(prefix="ccci-agent-"))
-    base.chmod(0o711)
     socket, state_dir = base / "agent.sock", base / "state"
     env = os.environ | {
         "CCCI_SOCKET_GROUP": GROUP,
@@ -68,7 +75,6 @@ def server() -> Iterator[Server]:
     yield Server(socket, state_dir)
     proc.send_signal(signal.SIGTERM)
     proc.wait()
-    shutil.rmtree(base)
 
 
 def _curl_as(uid: int, gid: int, socket: Path, path: str) -> tuple[int, dict[str, object]]:
@@ -89,6 +95,23 @@ def _curl_as(uid: int, gid: int, socket: Path, path: str) -> tuple[int, dict[str
     )
     body, _, code = done.stdout.rpartition("\n")
     return int(code), json.loads(body) if body else {}
+
+
+@pytest.fixture
+def crashed_state(base: Path) -> Path:
+    """A state directory as a crash leaves it: trash of a prune, a temp link, an orphan."""
+    app = base / "state" / "crashed"
+    (app / "snapshots" / "20990101T000000Z-deadbeef").mkdir(parents=True)
+    (app / ".tmp-snapshot.0000").symlink_to("snapshots/20990101T000000Z-deadbeef")
+    (base / "state" / "_trash-gone-0000").mkdir()
+    return base / "state"
+
+
+def test_start_cleans_what_a_crash_left(crashed_state: Path, server: Server) -> None:
+    """Before serving, the agent removes crash leftovers; nothing half-written stays."""
+    assert [] == list((crashed_state / "crashed" / "snapshots").iterdir())
+    assert not (crashed_state / "crashed" / ".tmp-snapshot.0000").is_symlink()
+    assert not (crashed_state / "_trash-gone-0000").exists()
 
 
 def test_socket_is_0660_and_owned_by_the_group(server: Server) -> None:
