@@ -148,7 +148,7 @@ class Canonicals:
             if self._record(recipe) is None:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
             result = self.warmsnap.restore(recipe)
-            self._update(recipe, volume="clean")
+            self._update(recipe, volume="clean", status="idle")
         view = self.view(recipe)
         view["restored"] = result
         return view

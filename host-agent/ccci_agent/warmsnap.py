@@ -191,12 +191,15 @@ class Warmsnap:
         snapshot_id = new_snapshot_id()
         gen = generations / snapshot_id
         gen.mkdir(mode=0o750)
-        entries = [self._tar_volume(volume, gen / f"{volume.name}.tar") for volume in volumes]
-        # Someone attached while we read: the tars may be torn, so this generation is not kept.
-        self._require_undeployed(stack)
-        if any(self.engine.volume_holders(v.name) for v in volumes):
-            shutil.rmtree(gen)
-            raise Conflict(f"{stack}: a container attached to its volumes during the snapshot")
+        try:
+            entries = [self._tar_volume(volume, gen / f"{volume.name}.tar") for volume in volumes]
+            # Someone attached while we read: the tars may be torn, so this generation goes.
+            self._require_undeployed(stack)
+            if any(self.engine.volume_holders(v.name) for v in volumes):
+                raise Conflict(f"{stack}: a container attached to its volumes during the snapshot")
+        except BaseException:
+            shutil.rmtree(gen, ignore_errors=True)
+            raise
         manifest = {
             "format": FORMAT,
             "id": snapshot_id,
@@ -335,12 +338,12 @@ class Warmsnap:
             if entry.name.startswith(TMP_PREFIX):
                 entry.unlink() if entry.is_symlink() or not entry.is_dir() else shutil.rmtree(entry)
                 actions.append(f"removed {entry.name}")
-        current = self.current(recipe)
-        keep = current.name if current is not None else ""
         link = self.state.snapshot_link(recipe)
-        if current is None and link.is_symlink():
+        # Keep whatever the link names, complete or not: only never-committed generations go.
+        keep = link.readlink().name if link.is_symlink() else ""
+        if link.is_symlink() and self.current(recipe) is None:
             # Cannot happen by construction (a target is dropped only after the flip); say so.
-            actions.append("snapshot link points to no complete generation")
+            actions.append("snapshot link points to no complete generation (kept for inspection)")
         actions += [f"dropped generation {g}" for g in self._drop_other_generations(recipe, keep)]
         if actions:
             fsync_dir(app)

@@ -11,7 +11,7 @@ import pytest
 
 from ccci_agent.canonical import Canonicals
 from ccci_agent.engine import STACK_LABEL, DockerEngine
-from ccci_agent.errors import Conflict, SnapshotCorrupt
+from ccci_agent.errors import Conflict, SnapshotCorrupt, TarError
 from ccci_agent.store import StateDir
 from tests.agent.conftest import BASE_DOMAIN, App
 from tests.agent.volumes import SPARSE_SIZE, fingerprint, write_dataset
@@ -213,3 +213,33 @@ def test_recover_drops_orphan_generations(canonicals: Canonicals, app: App) -> N
     assert not temp.is_symlink()
     assert 2 == len(actions)
     canonicals.warmsnap.verify(app.recipe)
+
+
+def test_recover_keeps_what_the_link_names_even_if_incomplete(
+    canonicals: Canonicals, app: App
+) -> None:
+    """Recovery never deletes the committed generation, even one that no longer verifies."""
+    write_dataset(app.mountpoint, "a")
+    _promote(canonicals, app)
+    current = canonicals.warmsnap.current(app.recipe)
+    assert current is not None
+    (current / "manifest.json").unlink()
+
+    actions = canonicals.recover()
+
+    assert [current.name] == [p.name for p in canonicals.state.snapshots(app.recipe).iterdir()]
+    assert any("kept for inspection" in a for a in actions)
+
+
+def test_failed_tar_leaves_no_generation(canonicals: Canonicals, app: App) -> None:
+    """A snapshot whose tar fails leaves the previous last-good alone and no partial generation."""
+    write_dataset(app.mountpoint, "a")
+    _promote(canonicals, app)
+    before = canonicals.warmsnap.current(app.recipe)
+    canonicals.warmsnap.tar = "false"
+
+    with pytest.raises(TarError):
+        canonicals.snapshot(app.recipe)
+
+    assert before == canonicals.warmsnap.current(app.recipe)
+    assert 1 == len(list(canonicals.state.snapshots(app.recipe).iterdir()))
