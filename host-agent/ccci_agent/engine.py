@@ -73,10 +73,12 @@ class DockerEngine:
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         import docker
+        import requests
 
         try:
             return call()
-        except docker.errors.DockerException as exc:
+        # docker-py lets the transport's errors through (a stopped daemon is a ConnectionError).
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineError(f"docker {what} failed: {exc}") from exc
 
     def _volume(self, attrs: dict[str, Any]) -> Volume:
