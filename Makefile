@@ -28,7 +28,8 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	bash demo/gate.sh
 
-# Benchmarks are not tests: each bench/*.py prints what it measured.
+# Benchmarks are not tests: each bench/*.py prints what it measured, side by side in one run.
+# The warmsnap bench needs root and the engine; BENCH_MB sets its data size (default 512).
 bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 

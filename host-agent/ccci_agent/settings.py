@@ -15,3 +15,5 @@ class AgentSettings(HostSettings):
     state_dir: Path = Path("/var/lib/ci-warm")
     socket_group: str = "ci-warm"
     max_tests: int = Field(default=1, ge=1, le=64)
+    # How long a snapshot/restore waits for lingering task containers to release the volumes.
+    volume_wait: float = Field(default=60.0, ge=0, le=3600)

@@ -1,0 +1,317 @@
+"""The agent's HTTP/JSON API (routes under ``/v1/``) and :func:`create_app`, its one wiring point.
+
+Every request passes the peer-credential check first (root or the socket's group, else 403).
+Bodies are pydantic models that forbid unknown fields; names go through ``ccci_core.names``.
+Every error is JSON ``{"error", "reason", "details"}`` with a 4xx/5xx status; no HTML, no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ccci_core import __version__
+from ccci_core.errors import BadInput, CcciError
+
+from .alerts import Alerts
+from .canonical import Canonicals, Status, VolumeState
+from .engine import DockerEngine, Engine
+from .errors import AgentError, Forbidden
+from .infra import InfraVersions
+from .leases import DEFAULT_TTL, MAX_TTL, Lane, Leases
+from .peercred import environ_allowed
+from .settings import AgentSettings
+from .store import StateDir
+
+log = logging.getLogger(__name__)
+Authorize = Callable[[dict[str, Any]], bool]
+
+
+@dataclass
+class Agent:
+    """What the routes use, built once per app."""
+
+    settings: AgentSettings
+    state: StateDir
+    canonicals: Canonicals
+    alerts: Alerts
+    leases: Leases
+    infra: InfraVersions
+
+
+def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: Any) -> Agent:
+    """Build the agent's services from settings (the engine defaults to the local Docker)."""
+    state = StateDir(settings.state_dir)
+    engine = engine if engine is not None else DockerEngine.from_env()
+    return Agent(
+        settings=settings,
+        state=state,
+        canonicals=Canonicals(
+            state, engine, settings.domain, **({"wait_timeout": settings.volume_wait} | snap)
+        ),
+        alerts=Alerts(state),
+        leases=Leases(state, settings.max_tests),
+        infra=InfraVersions(state),
+    )
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PromoteBody(Body):
+    """Promote: the canonical's domain and the version/commit its volumes hold."""
+
+    domain: str = Field(max_length=253)
+    version: str = Field(max_length=200)
+    commit: str = Field(max_length=64)
+
+
+class MarkBody(Body):
+    """Record a canonical's deploy status and whether its volume is clean."""
+
+    status: Status | None = None
+    volume: VolumeState | None = None
+
+
+class PruneBody(Body):
+    """The recipes that stay enrolled; every other canonical is pruned."""
+
+    enrolled: list[str] = Field(max_length=10_000)
+
+
+class AlertBody(Body):
+    """An alert to raise (deduplicated by ``key``)."""
+
+    kind: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    app: str | None = Field(default=None, max_length=63)
+    key: str = Field(min_length=1, max_length=500)
+    message: str = Field(min_length=1, max_length=2000)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class LeaseBody(Body):
+    """Ask for a run lease."""
+
+    recipe: str = Field(max_length=63)
+    lane: Lane
+    realm: str | None = Field(default=None, max_length=80)
+    ttl: int = Field(default=DEFAULT_TTL, ge=10, le=MAX_TTL)
+
+
+M = TypeVar("M", bound=Body)
+
+
+def _agent() -> Agent:
+    agent: Agent = current_app.extensions["ccci_agent"]
+    return agent
+
+
+def _body(model: type[M], *, optional: bool = False) -> M | None:
+    raw = request.get_data(cache=True)
+    if not raw.strip() and optional:
+        return None
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadInput(f"invalid request body: {where}: {first['msg']}") from exc
+
+
+def _require(model: type[M]) -> M:
+    body = _body(model)
+    assert body is not None  # noqa: S101 - not optional
+    return body
+
+
+v1 = Blueprint("v1", __name__, url_prefix="/v1")
+
+
+@v1.get("/status")
+def status() -> Response:
+    """Return everything an operator looks at: canonicals, infra, leases, alerts, disk."""
+    agent = _agent()
+    canonicals = agent.canonicals.all()
+    return jsonify(
+        version=__version__,
+        state_dir=str(agent.state.root),
+        max_tests=agent.settings.max_tests,
+        canonicals=canonicals,
+        infra=agent.infra.all(),
+        leases=agent.leases.listing(),
+        alerts=agent.alerts.active(),
+        disk={
+            "/": _disk(Path("/")),
+            "state_dir": _disk(agent.state.root),
+            "snapshots_bytes": sum((c["snapshot"] or {}).get("size", 0) for c in canonicals),
+        },
+    )
+
+
+def _disk(path: Path) -> dict[str, Any]:
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return {"path": str(path), "error": "unavailable"}
+    return {
+        "path": str(path),
+        "total": usage.total,
+        "used": usage.used,
+        "free": usage.free,
+        "percent": round(100 * usage.used / usage.total, 1) if usage.total else 0.0,
+    }
+
+
+@v1.get("/canonicals")
+def canonicals() -> Response:
+    """List the canonical registry."""
+    return jsonify(canonicals=_agent().canonicals.all())
+
+
+@v1.get("/canonicals/<recipe>")
+def canonical(recipe: str) -> Response:
+    """Show one canonical."""
+    return jsonify(_agent().canonicals.view(recipe))
+
+
+@v1.patch("/canonicals/<recipe>")
+def mark(recipe: str) -> Response:
+    """Record a canonical's status and whether its live volume is clean or dirty."""
+    body = _require(MarkBody)
+    return jsonify(_agent().canonicals.mark(recipe, status=body.status, volume=body.volume))
+
+
+@v1.post("/canonicals/<recipe>/snapshot")
+def snapshot(recipe: str) -> Response:
+    """Promote (with a body) or re-take (without) the known-good snapshot."""
+    body = _body(PromoteBody, optional=True)
+    agent = _agent()
+    if body is None:
+        return jsonify(agent.canonicals.snapshot(recipe))
+    return jsonify(agent.canonicals.promote(recipe, body.domain, body.version, body.commit))
+
+
+@v1.post("/canonicals/<recipe>/restore")
+def restore(recipe: str) -> Response:
+    """Restore the known-good data into the canonical's volumes."""
+    return jsonify(_agent().canonicals.restore(recipe))
+
+
+@v1.post("/prune-stale")
+def prune_stale() -> Response:
+    """Drop the warm data of canonicals whose recipe is not in ``enrolled``."""
+    return jsonify(_agent().canonicals.prune_stale(_require(PruneBody).enrolled))
+
+
+@v1.get("/alerts")
+def alerts() -> Response:
+    """List the active alerts."""
+    return jsonify(alerts=_agent().alerts.active())
+
+
+@v1.post("/alerts")
+def raise_alert() -> tuple[Response, int]:
+    """Raise an alert; 201 if new, 200 if the same key already raised one."""
+    body = _require(AlertBody)
+    alert, created = _agent().alerts.raise_(
+        body.kind, body.app, body.key, body.message, body.details
+    )
+    return jsonify(alert), 201 if created else 200
+
+
+@v1.post("/alerts/<ident>/ack")
+def ack(ident: str) -> Response:
+    """Acknowledge an alert (it moves to ``alerts/seen/``)."""
+    return jsonify(_agent().alerts.ack(ident))
+
+
+@v1.get("/leases")
+def leases() -> Response:
+    """List live leases and say whether anything is in flight."""
+    return jsonify(_agent().leases.listing())
+
+
+@v1.post("/leases")
+def acquire() -> tuple[Response, int]:
+    """Grant a run lease or refuse it (409) when MAX_TESTS runs are live."""
+    body = _require(LeaseBody)
+    lease = _agent().leases.acquire(body.recipe, body.lane, body.realm, body.ttl)
+    return jsonify(lease), 201
+
+
+@v1.post("/leases/<ident>/renew")
+def renew(ident: str) -> Response:
+    """Renew a live lease."""
+    return jsonify(_agent().leases.renew(ident))
+
+
+@v1.delete("/leases/<ident>")
+def release(ident: str) -> tuple[str, int]:
+    """Release a lease."""
+    _agent().leases.release(ident)
+    return "", 204
+
+
+def _error(
+    status: int, kind: str, reason: str, details: dict[str, Any] | None = None
+) -> tuple[Response, int]:
+    return jsonify(error=kind, reason=reason, details=details or {}), status
+
+
+def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v for k, v in details.items() if isinstance(v, str | int | float | bool | list | dict)
+    }
+
+
+def create_app(
+    settings: AgentSettings | None = None,
+    *,
+    agent: Agent | None = None,
+    authorize: Authorize | None = None,
+) -> Flask:
+    """Return the agent's Flask app (``gunicorn 'ccci_agent.api:create_app()'`` builds settings)."""
+    if agent is None:
+        from ccci_core.settings import load
+
+        agent = build_agent(settings if settings is not None else load(AgentSettings))
+    group = agent.settings.socket_group
+    check: Authorize = authorize or (lambda environ: environ_allowed(environ, group))
+
+    app = Flask(__name__)
+    app.extensions["ccci_agent"] = agent
+    app.register_blueprint(v1)
+
+    @app.before_request
+    def _peer() -> None:
+        if not check(request.environ):
+            raise Forbidden(f"only root or members of group {group!r} may use the agent")
+
+    @app.errorhandler(CcciError)
+    def _ours(exc: CcciError) -> tuple[Response, int]:
+        status = exc.status if isinstance(exc, AgentError) else 400
+        if isinstance(exc, BadInput):
+            status = 400
+        return _error(status, type(exc).__name__, exc.message, _json_safe(exc.details))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        return _error(exc.code or 500, type(exc).__name__, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error")
+        return _error(500, "InternalError", f"{type(exc).__name__}: {exc}")
+
+    return app

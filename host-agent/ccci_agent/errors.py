@@ -1,0 +1,69 @@
+"""The host agent's exception tree (its one root is :class:`AgentError`).
+
+    CcciError (core)
+    ├── BadInput (core)         HTTP 400 / exit 2; names refused by ``ccci_core.names`` land here
+    └── AgentError              ``status`` is the HTTP status the API answers with
+        ├── NotFound            404: no such canonical, snapshot, alert or lease
+        ├── Conflict            409: the volume is in use, a restore is pending, the app is deployed
+        ├── LeaseRefused        409: MAX_TESTS live runs already hold a lease (``held`` lists them)
+        ├── SnapshotCorrupt     500: a manifest or a tar does not verify
+        ├── EngineError         502: Docker failed (mapped from ``docker.errors`` in ``engine``)
+        ├── TarError            500: GNU tar failed (``returncode`` and the tail of stderr)
+        └── Forbidden           403: the peer is neither root nor in the socket's group
+
+Clients of the agent get ``ccci_core.agent_client`` errors instead (they live in the core).
+
+Every route maps these to ``{"error": kind, "reason": message, "details": {...}}`` with ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccci_core.errors import CcciError
+
+
+class AgentError(CcciError):
+    """Root of every error the host agent raises on purpose."""
+
+    status = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class NotFound(AgentError):
+    """Report a canonical, snapshot, alert or lease that does not exist."""
+
+    status = 404
+    exit_code = 2
+
+
+class Conflict(AgentError):
+    """Refuse an action the current state forbids (volume in use, restore pending, deployed)."""
+
+    status = 409
+
+
+class LeaseRefused(Conflict):
+    """Refuse a lease: MAX_TESTS runs are live."""
+
+
+class SnapshotCorrupt(AgentError):
+    """Report a snapshot whose manifest or tar does not verify."""
+
+
+class EngineError(AgentError):
+    """Report a failed Docker engine call."""
+
+    status = 502
+
+
+class TarError(AgentError):
+    """Report a failed GNU tar run."""
+
+
+class Forbidden(AgentError):
+    """Refuse a peer that is neither root nor a member of the socket's group."""
+
+    status = 403

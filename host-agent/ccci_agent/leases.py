@@ -1,0 +1,110 @@
+"""Run leases: at most ``max_tests`` live runs, enforced with one flock-guarded file.
+
+A run asks for a lease and renews it while alive; a lease whose holder stops renewing expires
+after its TTL, so a killed run never blocks the host for long. Every change reads, prunes expired
+leases and writes ``<state>/_leases.json`` atomically under the ``leases`` lock, so concurrent
+gunicorn workers and processes never grant more than ``max_tests``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from ccci_core.errors import InvalidName
+from ccci_core.names import realm_name, validate_recipe
+
+from .errors import LeaseRefused, NotFound
+from .store import StateDir, read_json, write_json
+
+Lane = Literal["cold", "quick", "sweep"]
+_ID_RE = re.compile(r"[0-9a-f]{16}")
+DEFAULT_TTL = 600
+MAX_TTL = 6 * 3600
+
+
+def validate_lease_id(value: object) -> str:
+    """Return ``value`` if it can be a lease id."""
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise InvalidName("lease id", value, "expected 16 lowercase hex digits")
+    return value
+
+
+def validate_realm(recipe: str, realm: str) -> str:
+    """Return ``realm`` if it is a run realm ``<recipe>-<6hex>`` of ``recipe``."""
+    head, _, run_hex = realm.rpartition("-")
+    if head != recipe:
+        raise InvalidName("realm", realm, f"expected {recipe}-<6hex>")
+    return realm_name(recipe, run_hex)
+
+
+class Leases:
+    """Grant, renew, release and list run leases."""
+
+    def __init__(
+        self, state: StateDir, max_tests: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.state = state
+        self.max_tests = max_tests
+        self.clock = clock
+
+    def _live(self) -> dict[str, dict[str, Any]]:
+        held = read_json(self.state.leases) or {}
+        now = self.clock()
+        return {k: v for k, v in held.items() if v["expires"] > now}
+
+    def acquire(
+        self, recipe: str, lane: Lane, realm: str | None = None, ttl: int = DEFAULT_TTL
+    ) -> dict[str, Any]:
+        """Grant a lease, or raise LeaseRefused when ``max_tests`` runs are live."""
+        validate_recipe(recipe)
+        if realm is not None:
+            validate_realm(recipe, realm)
+        with self.state.lock("leases"):
+            live = self._live()
+            if len(live) >= self.max_tests:
+                raise LeaseRefused(
+                    f"{len(live)} of {self.max_tests} runs are live; try again later",
+                    held=sorted(live.values(), key=lambda lease: lease["acquired"]),
+                )
+            now = self.clock()
+            lease = {
+                "id": secrets.token_hex(8),
+                "recipe": recipe,
+                "lane": lane,
+                "realm": realm,
+                "ttl": ttl,
+                "acquired": now,
+                "expires": now + ttl,
+            }
+            live[str(lease["id"])] = lease
+            write_json(self.state.leases, live)
+        return lease
+
+    def renew(self, ident: str) -> dict[str, Any]:
+        """Push a live lease's expiry one TTL ahead."""
+        validate_lease_id(ident)
+        with self.state.lock("leases"):
+            live = self._live()
+            if ident not in live:
+                raise NotFound(f"no live lease {ident} (expired or released)", id=ident)
+            live[ident]["expires"] = self.clock() + live[ident]["ttl"]
+            write_json(self.state.leases, live)
+            return dict(live[ident])
+
+    def release(self, ident: str) -> None:
+        """Drop a lease (releasing an expired lease is not an error)."""
+        validate_lease_id(ident)
+        with self.state.lock("leases"):
+            live = self._live()
+            live.pop(ident, None)
+            write_json(self.state.leases, live)
+
+    def listing(self) -> dict[str, Any]:
+        """Return the live leases and whether anything is in flight."""
+        with self.state.lock("leases"):
+            live = sorted(self._live().values(), key=lambda lease: lease["acquired"])
+        return {"in_flight": bool(live), "max_tests": self.max_tests, "leases": live}

@@ -1,0 +1,63 @@
+"""Fixtures of the agent tests: a state directory, a canonical recipe and its real volumes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from ccci_agent.canonical import Canonicals
+from ccci_agent.engine import STACK_LABEL, DockerEngine
+from ccci_agent.store import StateDir
+from ccci_core.names import canonical_app
+
+BASE_DOMAIN = "ci.example.net"
+VOLUME = "data"
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> StateDir:
+    """An empty state directory."""
+    state = StateDir(tmp_path / "state")
+    state.ensure()
+    return state
+
+
+@dataclass
+class App:
+    """A canonical under test: its recipe, domain, stack and one real volume."""
+
+    recipe: str
+    domain: str
+    stack: str
+    volume: str
+    mountpoint: Path
+
+
+@pytest.fixture
+def app(docker_client: docker.DockerClient) -> Iterator[App]:
+    """A unique canonical app with one labelled volume; removes every volume of its stack."""
+    recipe = f"t-{uuid.uuid4().hex[:8]}"
+    name = canonical_app(recipe, BASE_DOMAIN, suffix=len(VOLUME))
+    volume = docker_client.volumes.create(
+        f"{name.stack}_{VOLUME}", labels={STACK_LABEL: name.stack}
+    )
+    yield App(recipe, name.domain, name.stack, volume.name, Path(volume.attrs["Mountpoint"]))
+    for container in docker_client.containers.list(
+        all=True, filters={"label": f"ccci-test={recipe}"}
+    ):
+        container.remove(force=True)
+    for leftover in docker_client.volumes.list(filters={"label": f"{STACK_LABEL}={name.stack}"}):
+        leftover.remove(force=True)
+
+
+@pytest.fixture
+def canonicals(state: StateDir) -> Canonicals:
+    """The registry on the real engine, with a short wait for lingering containers."""
+    return Canonicals(
+        state, DockerEngine.from_env(), BASE_DOMAIN, wait_timeout=1.0, poll_interval=0.1
+    )

@@ -1,0 +1,36 @@
+"""Run one promote or restore in its own process, for SIGKILL injection.
+
+Usage: ``python -m tests.agent.crash_worker STATE_DIR RECIPE DOMAIN promote VERSION|restore``.
+It prints ``ready`` once imported, waits for a line on stdin, runs, then prints ``done``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ccci_agent.canonical import Canonicals
+from ccci_agent.engine import DockerEngine
+from ccci_agent.store import StateDir
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def main(argv: list[str]) -> int:
+    """Wait for the go line, then run the operation."""
+    state_dir, recipe, domain, op, *rest = argv
+    canonicals = Canonicals(
+        StateDir(Path(state_dir)), DockerEngine.from_env(), domain.split(".", 1)[1]
+    )
+    print("ready", flush=True)
+    sys.stdin.readline()
+    if op == "promote":
+        canonicals.promote(recipe, domain, rest[0], COMMIT)
+    else:
+        canonicals.restore(recipe)
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

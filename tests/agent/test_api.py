@@ -1,0 +1,170 @@
+"""The socket API's routes through Flask's test client (peer check stubbed; see test_server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from ccci_agent.api import build_agent, create_app
+from ccci_agent.engine import DockerEngine
+from ccci_agent.settings import AgentSettings
+from tests.agent.conftest import BASE_DOMAIN
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AgentSettings:
+    """Agent settings on a temporary state directory."""
+    return AgentSettings(state_dir=tmp_path / "state", domain=BASE_DOMAIN, max_tests=2)
+
+
+@pytest.fixture
+def app(settings: AgentSettings) -> Flask:
+    """The agent app; every peer is allowed (the real check is tested on the socket)."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    agent.state.ensure()
+    return create_app(agent=agent, authorize=lambda environ: True)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the agent app."""
+    return app.test_client()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*"))
+
+
+def test_status_lists_everything(client: FlaskClient) -> None:
+    """GET /v1/status answers the operator's view as JSON."""
+    response = client.get("/v1/status")
+    assert 200 == response.status_code
+    body: dict[str, Any] = response.get_json()
+    assert {"canonicals", "infra", "leases", "alerts", "disk", "max_tests"} <= set(body)
+    assert {"in_flight": False, "max_tests": 2, "leases": []} == body["leases"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/canonicals/UPPER", None),
+        ("GET", "/v1/canonicals/-lead", None),
+        ("GET", "/v1/canonicals/" + "x" * 64, None),
+        ("GET", "/v1/canonicals/alerts", None),
+        ("GET", "/v1/canonicals/..", None),
+        ("POST", "/v1/canonicals/a_b/snapshot", None),
+        (
+            "POST",
+            "/v1/canonicals/x/snapshot",
+            {"domain": "warm-x.evil.org", "version": "1.0.0+1", "commit": "abcdef0"},
+        ),
+        (
+            "POST",
+            "/v1/canonicals/x/snapshot",
+            {"domain": "warm-x.ci.example.net", "version": "1", "commit": "abcdef0"},
+        ),
+        ("POST", "/v1/canonicals/x/snapshot", {"domain": "warm-x.ci.example.net"}),
+        ("PATCH", "/v1/canonicals/x", {"volume": "filthy"}),
+        ("PATCH", "/v1/canonicals/x", {"status": "idle", "rm": "-rf"}),
+        ("POST", "/v1/prune-stale", {"enrolled": ["ok", "../bad"]}),
+        ("POST", "/v1/prune-stale", {"enrolled": "ok"}),
+        ("POST", "/v1/alerts", {"kind": "Bad Kind", "key": "k", "message": "m"}),
+        ("POST", "/v1/leases", {"recipe": "../x", "lane": "cold"}),
+        ("POST", "/v1/leases", {"recipe": "x", "lane": "warp"}),
+        ("POST", "/v1/leases", {"recipe": "x", "lane": "cold", "realm": "y-0a1b2c"}),
+        ("POST", "/v1/leases", {"recipe": "x", "lane": "cold", "ttl": "600"}),
+        ("POST", "/v1/leases", {"recipe": "x", "lane": "cold", "ttl": 10**9}),
+        ("POST", "/v1/leases", [1, 2]),
+        ("POST", "/v1/leases/nothex/renew", None),
+    ],
+)
+def test_bad_input_is_a_json_400_and_touches_nothing(
+    client: FlaskClient, settings: AgentSettings, method: str, path: str, body: object
+) -> None:
+    """Malformed names, bodies and ids get 400 with a reason, and no file appears."""
+    before = _files(settings.state_dir)
+    response = client.open(path, method=method, json=body)
+    assert 400 == response.status_code, response.get_data(as_text=True)
+    assert response.get_json()["reason"]
+    assert before == _files(settings.state_dir)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/canonicals/..%2f..%2fetc/restore"),
+        ("POST", "/v1/canonicals/%2e%2e/snapshot"),
+        ("POST", "/v1/alerts/..%2f..%2fetc%2fpasswd/ack"),
+        ("DELETE", "/v1/leases/..%2f_leases.json"),
+    ],
+)
+def test_traversal_in_the_path_is_a_4xx_and_touches_nothing(
+    client: FlaskClient, settings: AgentSettings, method: str, path: str
+) -> None:
+    """Encoded slashes never match a route (404) and dot segments fail validation (400)."""
+    before = _files(settings.state_dir)
+    response = client.open(path, method=method)
+    assert response.status_code in (400, 404)
+    assert response.get_json()["reason"]
+    assert before == _files(settings.state_dir)
+
+
+def test_not_json_is_refused(client: FlaskClient) -> None:
+    """A body that is not JSON gets a 400 reason, not an HTML page."""
+    response = client.post("/v1/leases", data=b"{not json", content_type="application/json")
+    assert 400 == response.status_code
+    assert "invalid request body" in response.get_json()["reason"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v1/canonicals/missing", 404),
+        ("POST", "/v1/canonicals/missing/restore", 404),
+        ("POST", "/v1/canonicals/missing/snapshot", 404),
+        ("POST", "/v1/alerts/0123456789abcdef/ack", 404),
+        ("POST", "/v1/leases/0123456789abcdef/renew", 404),
+        ("GET", "/v1/nothing-here", 404),
+        ("DELETE", "/v1/status", 405),
+    ],
+)
+def test_errors_are_json(client: FlaskClient, method: str, path: str, status: int) -> None:
+    """Unknown things and wrong methods answer JSON errors with the right status."""
+    response = client.open(path, method=method)
+    assert status == response.status_code
+    assert {"error", "reason", "details"} == set(response.get_json())
+
+
+def test_lease_round_trip(client: FlaskClient) -> None:
+    """POST grants, the third is a 409 naming the holders, DELETE frees a slot."""
+    first = client.post("/v1/leases", json={"recipe": "a", "lane": "cold", "realm": "a-0a1b2c"})
+    client.post("/v1/leases", json={"recipe": "b", "lane": "quick"})
+    refused = client.post("/v1/leases", json={"recipe": "c", "lane": "cold"})
+    assert (201, 409) == (first.status_code, refused.status_code)
+    assert ["a", "b"] == [lease["recipe"] for lease in refused.get_json()["details"]["held"]]
+    assert 200 == client.post(f"/v1/leases/{first.get_json()['id']}/renew").status_code
+    assert 204 == client.delete(f"/v1/leases/{first.get_json()['id']}").status_code
+    assert 201 == client.post("/v1/leases", json={"recipe": "c", "lane": "cold"}).status_code
+
+
+def test_alert_round_trip(client: FlaskClient) -> None:
+    """A raised alert is listed, a duplicate is a 200 not a 201, ack empties the list."""
+    body = {"kind": "infra-held", "app": "keycloak", "key": "hold:26", "message": "held"}
+    created = client.post("/v1/alerts", json=body)
+    again = client.post("/v1/alerts", json=body)
+    assert (201, 200) == (created.status_code, again.status_code)
+    assert [created.get_json()] == client.get("/v1/alerts").get_json()["alerts"]
+    assert 200 == client.post(f"/v1/alerts/{created.get_json()['id']}/ack").status_code
+    assert [] == client.get("/v1/alerts").get_json()["alerts"]
+
+
+def test_request_without_a_unix_peer_is_forbidden(settings: AgentSettings) -> None:
+    """With the real check, a request that did not come over a Unix socket is refused."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    response = create_app(agent=agent).test_client().get("/v1/status")
+    assert 403 == response.status_code
+    assert "Forbidden" == response.get_json()["error"]

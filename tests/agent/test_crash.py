@@ -1,0 +1,147 @@
+"""Kill promote and restore with SIGKILL at random instants; the state must stay sound."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccci_agent.canonical import Canonicals
+from ccci_agent.errors import Conflict
+from ccci_agent.store import TMP_PREFIX
+from tests.agent.conftest import App
+from tests.agent.volumes import fingerprint, write_dataset
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUNDS = 20
+VERSIONS = {"a": "1.0.0+1.0", "b": "1.1.0+1.1"}
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+BULK = 8 << 20  # big enough that tar runs long enough to be hit mid-stream
+
+
+def _worker(canonicals: Canonicals, app: App, *op: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.agent.crash_worker", str(canonicals.state.root),
+         app.recipe, app.domain, *op],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    assert "ready\n" == proc.stdout.readline()
+    return proc
+
+
+def _run_and_time(canonicals: Canonicals, app: App, *op: str) -> float:
+    proc = _worker(canonicals, app, *op)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    start = time.monotonic()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert "done\n" == proc.stdout.readline()
+    elapsed = time.monotonic() - start
+    assert 0 == proc.wait()
+    return elapsed
+
+
+def _kill_after(canonicals: Canonicals, app: App, delay: float, *op: str) -> None:
+    proc = _worker(canonicals, app, *op)
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+    proc.stdin.close()
+
+
+def _assert_one_complete_snapshot(canonicals: Canonicals, app: App) -> dict[str, Any]:
+    """Exactly one generation, the one the link names, verifying; the registry agrees."""
+    generations = sorted(p.name for p in canonicals.state.snapshots(app.recipe).iterdir())
+    current = canonicals.warmsnap.current(app.recipe)
+    assert current is not None
+    assert [current.name] == generations
+    app_dir = canonicals.state.app(app.recipe)
+    assert [] == [p.name for p in app_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+    manifest = canonicals.warmsnap.verify(app.recipe)
+    record = canonicals.view(app.recipe)
+    assert (manifest["id"], manifest["canonical"]["version"]) == (
+        record["snapshot_id"],
+        record["version"],
+    )
+    return manifest
+
+
+def test_sigkill_during_promote_leaves_one_complete_snapshot(
+    canonicals: Canonicals, app: App
+) -> None:
+    """After a kill at any instant: one verifiable snapshot, old or new, that restores exactly."""
+    rng = random.Random(os.environ.get("CCCI_CRASH_SEED", "promote"))  # noqa: S311 - kill delays
+    expected = {}
+    for which in ("a", "b"):
+        write_dataset(app.mountpoint, which, BULK)
+        expected[VERSIONS[which]] = fingerprint(app.mountpoint)
+    write_dataset(app.mountpoint, "a", BULK)
+    duration = _run_and_time(canonicals, app, "promote", VERSIONS["a"])
+    outcomes = []
+    for round_ in range(ROUNDS):
+        which = "b" if round_ % 2 == 0 else "a"
+        write_dataset(app.mountpoint, which, BULK)
+        before = canonicals.warmsnap.manifest(app.recipe)
+        assert before is not None
+
+        _kill_after(canonicals, app, rng.uniform(0, duration * 1.2), "promote", VERSIONS[which])
+        canonicals.recover()
+
+        manifest = _assert_one_complete_snapshot(canonicals, app)
+        version = manifest["canonical"]["version"]
+        outcomes.append("new" if manifest["id"] != before["id"] else "old")
+        canonicals.restore(app.recipe)
+        assert expected[version] == fingerprint(app.mountpoint)
+    # The kills must land both before and after the commit point, or the test proved nothing.
+    assert {"old", "new"} == set(outcomes), outcomes
+
+
+def test_sigkill_during_restore_leaves_volume_old_restored_or_marked(
+    canonicals: Canonicals, app: App
+) -> None:
+    """After a kill the volume is fully old, fully restored, or marked and refused till retried."""
+    rng = random.Random(os.environ.get("CCCI_CRASH_SEED", "restore"))  # noqa: S311 - kill delays
+    write_dataset(app.mountpoint, "a", BULK)
+    known_good = fingerprint(app.mountpoint)
+    canonicals.promote(app.recipe, app.domain, VERSIONS["a"], COMMIT)
+    write_dataset(app.mountpoint, "b", BULK)
+    touched = fingerprint(app.mountpoint)
+    duration = _run_and_time(canonicals, app, "restore")
+    outcomes = []
+    for _ in range(ROUNDS):
+        write_dataset(app.mountpoint, "b", BULK)
+
+        _kill_after(canonicals, app, rng.uniform(0, duration * 1.2), "restore")
+        canonicals.recover()
+
+        _assert_one_complete_snapshot(canonicals, app)
+        if canonicals.warmsnap.pending_restore(app.recipe) is not None:
+            outcomes.append("marked")
+            assert "dirty" == canonicals.view(app.recipe)["volume"]
+            with pytest.raises(Conflict, match="restore is pending"):
+                canonicals.snapshot(app.recipe)
+        else:
+            now = fingerprint(app.mountpoint)
+            assert now in (touched, known_good)
+            outcomes.append("old" if now == touched else "restored")
+        canonicals.restore(app.recipe)
+        assert known_good == fingerprint(app.mountpoint)
+        assert canonicals.warmsnap.pending_restore(app.recipe) is None
+    assert "marked" in outcomes, outcomes

@@ -1,0 +1,95 @@
+"""Run leases: MAX_TESTS, expiry, renewal, release and in-flight, across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from ccci_agent.errors import LeaseRefused, NotFound
+from ccci_agent.leases import Leases
+from ccci_agent.store import StateDir
+from ccci_core.errors import InvalidName
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refuses_beyond_max_tests(state: StateDir) -> None:
+    """With MAX_TESTS=2 the third lease is refused and names the holders."""
+    leases = Leases(state, 2)
+    leases.acquire("a", "cold")
+    leases.acquire("b", "quick")
+    with pytest.raises(LeaseRefused) as refused:
+        leases.acquire("c", "cold")
+    assert ["a", "b"] == [lease["recipe"] for lease in refused.value.details["held"]]
+
+
+def test_expired_lease_frees_its_slot_and_renew_keeps_it(state: StateDir) -> None:
+    """A holder that stops renewing loses the lease after its TTL; one that renews keeps it."""
+    clock = Clock()
+    leases = Leases(state, 2, clock)
+    kept = leases.acquire("a", "cold", ttl=60)
+    leases.acquire("b", "cold", ttl=60)
+    clock.now += 50
+    leases.renew(kept["id"])
+    clock.now += 20
+
+    assert ["a"] == [lease["recipe"] for lease in leases.listing()["leases"]]
+    leases.acquire("c", "quick")
+
+
+def test_release_and_in_flight(state: StateDir) -> None:
+    """in_flight is true while a lease is held and false after it is released."""
+    leases = Leases(state, 1)
+    lease = leases.acquire("a", "cold", realm="a-0a1b2c")
+    assert leases.listing()["in_flight"]
+    leases.release(lease["id"])
+    assert not leases.listing()["in_flight"]
+    with pytest.raises(NotFound):
+        leases.renew(lease["id"])
+
+
+@pytest.mark.parametrize(
+    ("recipe", "realm"),
+    [("../a", None), ("a", "b-0a1b2c"), ("a", "a-zzzzzz"), ("a", "a"), ("a", "a-0a1b2c/..")],
+)
+def test_refuses_bad_names(state: StateDir, recipe: str, realm: str | None) -> None:
+    """Recipe and realm names go through the core's validation."""
+    with pytest.raises(InvalidName):
+        Leases(state, 4).acquire(recipe, "cold", realm=realm)
+    assert not state.leases.exists()
+
+
+def _grab(
+    root: str, barrier: multiprocessing.synchronize.Barrier, out: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
+    barrier.wait()
+    try:
+        Leases(StateDir(Path(root)), 3).acquire("r", "cold")
+        out.put("granted")
+    except LeaseRefused:
+        out.put("refused")
+
+
+def test_concurrent_processes_never_exceed_max(state: StateDir) -> None:
+    """Sixteen processes racing for three slots: exactly three win."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(16)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_grab, args=(str(state.root), barrier, out)) for _ in range(16)]
+    for proc in procs:
+        proc.start()
+    results = sorted(out.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    assert ["granted"] * 3 + ["refused"] * 13 == results
+    assert 3 == len(Leases(state, 3).listing()["leases"])

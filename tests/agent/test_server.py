@@ -1,0 +1,199 @@
+"""The agent served by gunicorn on a real Unix socket: peer credentials, mode, CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ccci_core.agent_client import AgentClient, AgentClientError
+from ccci_core.cli import main
+from tests.agent.conftest import BASE_DOMAIN, App
+from tests.agent.volumes import fingerprint, write_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP = "nogroup"
+GROUP_GID = 65534
+STRANGER = 54321  # a uid and gid no passwd or group entry names
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class Server:
+    """A running agent: its socket and state directory."""
+
+    socket: Path
+    state_dir: Path
+
+    def client(self) -> AgentClient:
+        """Return a client of this agent."""
+        return AgentClient(self.socket)
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory for the socket and state that other uids may traverse (tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="ccci-agent-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def server(base: Path) -> Iterator[Server]:
+    """``cc-ci agent serve`` in a subprocess, on a socket in a directory others may traverse."""
+    socket, state_dir = base / "agent.sock", base / "state"
+    env = os.environ | {
+        "CCCI_SOCKET_GROUP": GROUP,
+        "CCCI_MAX_TESTS": "2",
+        "CCCI_DOMAIN": BASE_DOMAIN,
+    }
+    argv = [sys.executable, "-m", "ccci_core.cli", "agent", "serve", "--socket", str(socket)]
+    argv += ["--state-dir", str(state_dir), "--workers", "3"]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    client = AgentClient(socket, timeout=5)
+    while True:  # until it answers or dies: a dead server fails the fixture below
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            client.get("/v1/status")
+            break
+        except AgentClientError:
+            subprocess.run(["sleep", "0.1"], check=True)
+    yield Server(socket, state_dir)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+
+
+def _curl_as(uid: int, gid: int, socket: Path, path: str) -> tuple[int, dict[str, object]]:
+    """Run curl on the socket as ``uid``:``gid`` with no supplementary groups."""
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    done = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", str(socket), f"http://agent{path}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=drop,
+        timeout=30,
+    )
+    body, _, code = done.stdout.rpartition("\n")
+    return int(code), json.loads(body) if body else {}
+
+
+@pytest.fixture
+def crashed_state(base: Path) -> Path:
+    """A state directory as a crash leaves it: trash of a prune, a temp link, an orphan."""
+    app = base / "state" / "crashed"
+    (app / "snapshots" / "20990101T000000Z-deadbeef").mkdir(parents=True)
+    (app / ".tmp-snapshot.0000").symlink_to("snapshots/20990101T000000Z-deadbeef")
+    (base / "state" / "_trash-gone-0000").mkdir()
+    return base / "state"
+
+
+def test_start_cleans_what_a_crash_left(crashed_state: Path, server: Server) -> None:
+    """Before serving, the agent removes crash leftovers; nothing half-written stays."""
+    assert [] == list((crashed_state / "crashed" / "snapshots").iterdir())
+    assert not (crashed_state / "crashed" / ".tmp-snapshot.0000").is_symlink()
+    assert not (crashed_state / "_trash-gone-0000").exists()
+
+
+def test_socket_is_0660_and_owned_by_the_group(server: Server) -> None:
+    """The socket is born 0660 with the configured group."""
+    st = server.socket.stat()
+    assert (0o660, GROUP_GID) == (stat.S_IMODE(st.st_mode), st.st_gid)
+
+
+def test_curl_as_root_works(server: Server) -> None:
+    """An operator's ``curl --unix-socket SOCK http://agent/v1/status`` gets the status."""
+    code, body = _curl_as(0, 0, server.socket, "/v1/status")
+    assert (200, str(server.state_dir)) == (code, body["state_dir"])
+
+
+def test_group_member_is_allowed(server: Server) -> None:
+    """A uid outside root whose gid is the agent's group gets answers."""
+    assert 200 == _curl_as(STRANGER, GROUP_GID, server.socket, "/v1/leases")[0]
+
+
+def test_non_member_is_refused_by_peer_credentials(server: Server) -> None:
+    """Even on a world-writable socket, a uid outside the group gets a JSON 403."""
+    assert 0 == _curl_as(STRANGER, STRANGER, server.socket, "/v1/status")[0]  # 0660 stops it
+    server.socket.chmod(0o666)
+
+    code, body = _curl_as(STRANGER, STRANGER, server.socket, "/v1/status")
+
+    assert (403, "Forbidden") == (code, body["error"])
+
+
+def test_concurrent_lease_requests_never_exceed_max_tests(server: Server) -> None:
+    """Twenty simultaneous requests across three workers: exactly MAX_TESTS=2 granted."""
+
+    def ask(i: int) -> str:
+        try:
+            server.client().post("/v1/leases", {"recipe": f"r{i}", "lane": "cold"})
+            return "granted"
+        except AgentClientError as exc:
+            return "refused" if exc.status == 409 else f"error {exc.status}"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = sorted(pool.map(ask, range(20)))
+
+    assert ["granted"] * 2 + ["refused"] * 18 == results
+    assert 2 == len(server.client().get("/v1/leases")["leases"])
+
+
+@pytest.mark.docker
+def test_operator_cli_end_to_end(
+    server: Server, app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Promote over the socket, then cc-ci status/canonical/snapshot/restore/alerts."""
+    write_dataset(app.mountpoint, "a")
+    known_good = fingerprint(app.mountpoint)
+    body = {"domain": app.domain, "version": "1.0.0+1.0", "commit": COMMIT}
+    server.client().post(f"/v1/canonicals/{app.recipe}/snapshot", body)
+    alert = server.client().post(
+        "/v1/alerts", {"kind": "infra-held", "key": "k1", "message": "keycloak 27 held"}
+    )
+    sock = ["--socket", str(server.socket)]
+
+    assert 0 == main(["snapshot", app.recipe, *sock])
+    write_dataset(app.mountpoint, "b")
+    assert 0 == main(["restore", app.recipe, *sock])
+    assert known_good == fingerprint(app.mountpoint)
+    assert 0 == main(["status", *sock])
+    status = capsys.readouterr().out
+    assert app.recipe in status
+    assert "keycloak 27 held" in status
+    assert 0 == main(["canonical", app.recipe, "--json", *sock])
+    assert "clean" == json.loads(capsys.readouterr().out)["volume"]
+    assert 0 == main(["alerts", "ack", alert["id"], *sock])
+    assert 0 == main(["alerts", "--json", *sock])
+    assert "[]" == capsys.readouterr().out.strip().splitlines()[-1]
+    assert 2 == main(["restore", "No-Such", *sock])
+    assert 2 == main(["restore", "no-such", *sock])
+
+
+def test_unreachable_agent_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without an agent, cc-ci status says so in one line and exits 2."""
+    assert 2 == main(["status", "--socket", str(tmp_path / "none.sock")])
+    err = capsys.readouterr().err
+    assert 1 == len(err.splitlines())
+    assert "not reachable" in err
