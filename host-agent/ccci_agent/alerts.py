@@ -10,10 +10,11 @@ import hashlib
 import re
 from typing import Any
 
+from ccci_core.atomic import fsync_dir, write_json
 from ccci_core.errors import InvalidName
 
 from .errors import NotFound
-from .store import StateDir, fsync_dir, read_json, write_json
+from .store import StateDir, read_json
 from .warmsnap import now_iso
 
 _ID_RE = re.compile(r"[0-9a-f]{16}")

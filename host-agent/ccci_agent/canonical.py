@@ -19,13 +19,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ccci_core.atomic import fsync_dir, write_json
 from ccci_core.errors import InvalidName
 from ccci_core.names import canonical_app, validate_recipe
 from ccci_core.versions import Version
 
 from .engine import Engine
 from .errors import Conflict, NotFound
-from .store import StateDir, fsync_dir, read_json, write_json
+from .store import StateDir, read_json
 from .warmsnap import Warmsnap, now_iso
 
 Status = Literal["idle", "deployed"]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccci_core.atomic import write_json
 from ccci_core.names import validate_recipe
 from ccci_core.versions import Version
 
-from .store import StateDir, read_json, write_json
+from .store import StateDir, read_json
 from .warmsnap import now_iso
 
 

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from ccci_core.atomic import write_json
 from ccci_core.errors import InvalidName
 from ccci_core.names import realm_name, validate_recipe
 
 from .errors import LeaseRefused, NotFound
-from .store import StateDir, read_json, write_json
+from .store import StateDir, read_json
 
 Lane = Literal["cold", "quick", "sweep"]
 _ID_RE = re.compile(r"[0-9a-f]{16}")

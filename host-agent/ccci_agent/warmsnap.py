@@ -36,9 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from ccci_core.atomic import TMP_PREFIX, fsync_dir, write_json
+
 from .engine import Engine, Volume, check_volume_name
 from .errors import Conflict, NotFound, SnapshotCorrupt, TarError
-from .store import TMP_PREFIX, StateDir, fsync_dir, read_json, remove_durably, write_json
+from .store import StateDir, read_json, remove_durably
 
 MANIFEST = "manifest.json"
 FORMAT = 1

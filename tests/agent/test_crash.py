@@ -15,7 +15,7 @@ import pytest
 
 from ccci_agent.canonical import Canonicals
 from ccci_agent.errors import Conflict
-from ccci_agent.store import TMP_PREFIX
+from ccci_core.atomic import TMP_PREFIX
 from tests.agent.conftest import App
 from tests.agent.volumes import fingerprint, write_dataset
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import docker
 
+from ..atomic import write_text
 from ..catalog import Checkout
 from ..names import AppName
 from ..process import ProcessError, run
@@ -129,9 +130,7 @@ class AbraDeployer:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise DeployError(f"abra created no env file {path}: {exc}") from exc
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(set_env(text, env), encoding="utf-8")
-            tmp.replace(path)
+            write_text(path, set_env(text, env), mode=0o600)
 
     def generate_secrets(self, app: AppName, checkout: Checkout) -> None:
         """Generate every secret of the app that abra does not hold yet."""

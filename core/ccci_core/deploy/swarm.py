@@ -11,7 +11,6 @@ deletes the stack's volumes and generated secrets, after checking every one belo
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 import docker
 import yaml
 
+from ..atomic import write_text
 from ..catalog import Checkout
 from ..names import SWARM_NAME_MAX, AppName, object_names, suffix_len
 from ..process import ProcessError, run
@@ -32,16 +32,6 @@ from .stack import SECRET_OWNER, Stack, docker_errors
 ENV_SAMPLE = ".env.sample"
 ABRA_SH = "abra.sh"
 STACK_FILE = ".ccci-stack.yml"  # the rendered compose file, written into the private checkout
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 class SwarmDeployer:
@@ -87,7 +77,8 @@ class SwarmDeployer:
         sample = checkout.path / ENV_SAMPLE
         base = compose.parse_env(sample.read_text(encoding="utf-8")) if sample.exists() else {}
         values = {**base, "TYPE": app.recipe, "DOMAIN": app.domain, **env}
-        _write_atomic(path, compose.render_env(values))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, compose.render_env(values))
 
     def _full_env(self, app: AppName, checkout: Checkout) -> dict[str, str]:
         abra_sh = checkout.path / ABRA_SH
@@ -168,7 +159,7 @@ class SwarmDeployer:
         self._ensure_secrets(app, compose.secret_versions(tree, self._full_env(app, checkout)))
         stack_file = checkout.path / STACK_FILE
         # Escape "$" so the CLI does not interpolate again what we already substituted.
-        _write_atomic(stack_file, yaml.safe_dump(compose.escape_tree(tree), sort_keys=False))
+        write_text(stack_file, yaml.safe_dump(compose.escape_tree(tree), sort_keys=False))
         try:
             # Images are local or pinned: never ask a registry to resolve them.
             self._docker(
