@@ -117,6 +117,10 @@ class AbraDeployer:
             )
         return ["--chaos"] if checkout.version is None else [str(checkout.version)]
 
+    def exists(self, app: AppName) -> bool:
+        """Return whether the app has been created (its env file exists)."""
+        return self.env_path(app).is_file()
+
     def new(self, app: AppName, checkout: Checkout, env: Mapping[str, str]) -> None:
         """Create the app (secrets generated at creation), then set ``env`` in its env file."""
         at = self._check(app, checkout)

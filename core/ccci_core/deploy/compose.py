@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..names import suffix_len
 from .errors import RecipeError
 
 DEFAULT_COMPOSE = "compose.yml"
@@ -206,3 +207,24 @@ def secret_versions(compose: Mapping[str, Any], env: Mapping[str, str]) -> dict[
 def secret_name(stack: str, name: str, version: str) -> str:
     """Return the Docker secret name of a recipe secret, as abra names it."""
     return f"{stack}_{name}_{version}"
+
+
+def recipe_env(folder: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Return what a new app of the recipe in ``folder`` would see: sample env, abra.sh, ``env``."""
+    values: dict[str, str] = {}
+    sample, abra_sh = folder / ".env.sample", folder / "abra.sh"
+    if sample.is_file():
+        values.update(parse_env(sample.read_text(encoding="utf-8")))
+    if abra_sh.is_file():
+        values.update(parse_abra_sh(abra_sh.read_text(encoding="utf-8")))
+    return {**values, **env}
+
+
+def recipe_suffix(folder: Path, env: Mapping[str, str]) -> int:
+    """Return the longest ``<volume>`` or ``<secret>_<version>`` the recipe adds to a stack name.
+
+    This is what :mod:`ccci_core.names` needs to keep every object name within Swarm's limit.
+    """
+    values = {**recipe_env(folder, env), "STACK_NAME": "stack"}
+    tree = load_compose(folder, values)
+    return suffix_len(volume_keys(tree), secret_versions(tree, values))

@@ -217,14 +217,21 @@ class LoopbackProbe:
     def __call__(self) -> str | None:
         """Probe the app once."""
         try:
-            ports = self.stack.service(self.service).attrs.get("Endpoint", {}).get("Ports") or []
+            published = loopback_port(self.stack, self.service, self.port)
         except DeployError as exc:
             return str(exc)
-        for entry in ports:
-            if entry.get("TargetPort") == self.port and entry.get("PublishMode") == "host":
-                url = f"http://127.0.0.1:{entry['PublishedPort']}{self.path}"
-                return HttpProbe(url, host=self.host)()
-        return f"{self.stack.name}_{self.service} publishes no host-mode port for {self.port}"
+        if published is None:
+            return f"{self.stack.name}_{self.service} publishes no host-mode port for {self.port}"
+        return HttpProbe(f"http://127.0.0.1:{published}{self.path}", host=self.host)()
+
+
+def loopback_port(stack: Stack, service: str, port: int) -> int | None:
+    """Return the host-mode port ``service`` publishes for container ``port``, if any."""
+    ports = stack.service(service).attrs.get("Endpoint", {}).get("Ports") or []
+    for entry in ports:
+        if entry.get("TargetPort") == port and entry.get("PublishMode") == "host":
+            return int(entry["PublishedPort"])
+    return None
 
 
 @dataclass

@@ -46,6 +46,9 @@ class Deployed:
 class Deployer(Protocol):
     """Operations on one app of the local server."""
 
+    def exists(self, app: AppName) -> bool:
+        """Return whether the app has been created (its env exists)."""
+
     def new(self, app: AppName, checkout: Checkout, env: Mapping[str, str]) -> None:
         """Create the app's env from the recipe's ``.env.sample`` plus ``env``."""
 

@@ -30,6 +30,14 @@ def docker_errors(what: str) -> Iterator[None]:
         raise DeployError(f"docker: {what} failed: {exc}") from exc
 
 
+def live_stacks(client: docker.DockerClient) -> set[str]:
+    """Return the names of every stack that has a service on the engine."""
+    with docker_errors("listing services"):
+        services = client.services.list()
+    labels = (s.attrs.get("Spec", {}).get("Labels") or {} for s in services)
+    return {found[NAMESPACE] for found in labels if NAMESPACE in found}
+
+
 class Stack:
     """The Docker objects of one stack."""
 

@@ -69,6 +69,10 @@ class SwarmDeployer:
         except FileNotFoundError as exc:
             raise DeployError(f"app {app.domain} has no env; create it first (new)") from exc
 
+    def exists(self, app: AppName) -> bool:
+        """Return whether the app has been created (its env file exists)."""
+        return self.env_path(app).is_file()
+
     def new(self, app: AppName, checkout: Checkout, env: Mapping[str, str]) -> None:
         """Write the app's env from the recipe's ``.env.sample`` plus ``env``."""
         path = self.env_path(app)

@@ -1,0 +1,93 @@
+"""The plugin's view of the host agent: leases and the canonical registry, over its socket.
+
+Lanes take the :class:`Agent` protocol; :class:`SocketAgent` is the adapter over
+:class:`ccci_core.agent_client.AgentClient` (errors stay ``AgentClientError``, a ``CcciError``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from ccci_core.agent_client import AgentClient, AgentClientError
+
+Lane = Literal["cold", "quick", "sweep"]
+Status = Literal["idle", "deployed"]
+VolumeState = Literal["clean", "dirty"]
+BUSY = 409  # the agent's answer when MAX_TESTS leases are out
+
+
+class Agent(Protocol):
+    """What a run asks of the host agent."""
+
+    def acquire(self, recipe: str, lane: Lane, realm: str | None, ttl: int) -> str | None:
+        """Return a lease id, or None while the host is busy."""
+
+    def renew(self, lease: str) -> None:
+        """Keep a lease alive for another TTL."""
+
+    def release(self, lease: str) -> None:
+        """Give a lease back."""
+
+    def canonical(self, recipe: str) -> dict[str, Any] | None:
+        """Return the registry entry of ``recipe``, or None when it has no canonical."""
+
+    def promote(self, recipe: str, domain: str, version: str, commit: str) -> dict[str, Any]:
+        """Snapshot the undeployed canonical and record it as the known-good."""
+
+    def mark(self, recipe: str, status: Status | None, volume: VolumeState | None) -> None:
+        """Record the canonical's deploy status and whether its volume is clean."""
+
+    def restore(self, recipe: str) -> dict[str, Any]:
+        """Restore the canonical's known-good data into its volumes."""
+
+
+class SocketAgent:
+    """An :class:`Agent` on the agent's Unix socket."""
+
+    def __init__(self, client: AgentClient) -> None:
+        self.client = client
+
+    def acquire(self, recipe: str, lane: Lane, realm: str | None, ttl: int) -> str | None:
+        """Ask for a lease; None when the host is at MAX_TESTS."""
+        body: dict[str, Any] = {"recipe": recipe, "lane": lane, "ttl": ttl}
+        if realm is not None:
+            body["realm"] = realm
+        try:
+            granted = self.client.post("/v1/leases", body)
+        except AgentClientError as exc:
+            if exc.status == BUSY:
+                return None
+            raise
+        return str(granted["id"])
+
+    def renew(self, lease: str) -> None:
+        """Renew a lease."""
+        self.client.post(f"/v1/leases/{lease}/renew")
+
+    def release(self, lease: str) -> None:
+        """Release a lease."""
+        self.client.delete(f"/v1/leases/{lease}")
+
+    def canonical(self, recipe: str) -> dict[str, Any] | None:
+        """Return the canonical of ``recipe``, or None."""
+        try:
+            found = self.client.get(f"/v1/canonicals/{recipe}")
+        except AgentClientError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(found)
+
+    def promote(self, recipe: str, domain: str, version: str, commit: str) -> dict[str, Any]:
+        """Promote the canonical of ``recipe``."""
+        body = {"domain": domain, "version": version, "commit": commit}
+        return dict(self.client.post(f"/v1/canonicals/{recipe}/snapshot", body))
+
+    def mark(self, recipe: str, status: Status | None, volume: VolumeState | None) -> None:
+        """Mark the canonical of ``recipe``."""
+        body = {k: v for k, v in (("status", status), ("volume", volume)) if v is not None}
+        self.client.patch(f"/v1/canonicals/{recipe}", body)
+
+    def restore(self, recipe: str) -> dict[str, Any]:
+        """Restore the canonical of ``recipe``."""
+        return dict(self.client.post(f"/v1/canonicals/{recipe}/restore"))

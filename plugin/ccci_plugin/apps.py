@@ -1,0 +1,144 @@
+"""Bring apps up, check them, and tear them down: the steps both lanes are made of.
+
+:class:`Apps` binds a run's deployer, engine client, recipe metadata and probe mode. It deploys a
+checkout and waits until the app is really up (``ccci_core.deploy.health``), checks that an
+upgrade moved the version label, writes and reads the data marker (``MARKER_PATH`` in
+``HEALTH_SERVICE``), and proves a cold teardown left nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+
+from ccci_core.catalog import Checkout
+from ccci_core.deploy.errors import DeployError
+from ccci_core.deploy.health import ProbeMode, loopback_port, probe_for, wait_ready
+from ccci_core.deploy.protocol import Deployed, Deployer
+from ccci_core.deploy.stack import Stack, docker_errors
+from ccci_core.names import AppName
+from ccci_core.recipe_meta import RecipeMeta
+
+from .errors import CheckFailed
+
+
+@dataclass
+class Apps:
+    """Deploy and check the apps of one recipe during one run."""
+
+    deployer: Deployer
+    client: docker.DockerClient
+    meta: RecipeMeta
+    probe_mode: ProbeMode
+    env: Mapping[str, str]
+
+    def stack(self, app: AppName) -> Stack:
+        """Return the engine's view of ``app``'s stack."""
+        return Stack(self.client, app.stack)
+
+    def create(self, app: AppName, checkout: Checkout) -> None:
+        """Create the app (env from the recipe plus the run's env) and generate its secrets."""
+        self.deployer.new(app, checkout, {**self.meta.extra_env, **self.env})
+        self.deployer.generate_secrets(app, checkout)
+
+    def up(self, app: AppName, checkout: Checkout) -> Deployed:
+        """Deploy ``checkout`` and wait until the app is up and answers; return what runs."""
+        since = datetime.now(UTC)
+        self.deployer.deploy(app, checkout)
+        stack = self.stack(app)
+        version = None if checkout.version is None else str(checkout.version)
+        wait_ready(
+            stack,
+            timeout=self.meta.deploy_timeout,
+            since=since,
+            version=version,
+            probe=probe_for(self.probe_mode, stack, app, self.meta),
+        )
+        deployed = self.deployer.deployed(app)
+        if deployed is None:
+            raise CheckFailed(f"{app.stack} is up but reports no deployment")
+        return deployed
+
+    def check_moved(self, app: AppName, before: Deployed, checkout: Checkout) -> str:
+        """Check the version label moved to what ``checkout`` is; return how it reads now."""
+        now = self.deployer.deployed(app)
+        if now is None:
+            raise CheckFailed(f"{app.stack} is not deployed after the upgrade")
+        if checkout.version is not None:
+            if now.version != str(checkout.version):
+                raise CheckFailed(f"version label is {now.version}, want {checkout.version}")
+            if now.version == before.version:
+                raise CheckFailed(f"version label did not move from {before.version}")
+            return f"{before.version} → {now.version}"
+        if not now.chaos:
+            raise CheckFailed(f"{app.stack} is not marked as a chaos deploy of {checkout.commit}")
+        if now.chaos_version and not checkout.commit.startswith(now.chaos_version):
+            raise CheckFailed(f"chaos version is {now.chaos_version}, want {checkout.commit[:8]}")
+        return f"{before.version} → chaos {checkout.commit[:8]}"
+
+    @property
+    def marker_path(self) -> str | None:
+        """Return where the recipe keeps the data marker, or None when it says nowhere."""
+        value = self.meta["MARKER_PATH"]
+        return None if value is None else str(value)
+
+    def write_marker(self, app: AppName) -> str | None:
+        """Write a fresh marker into the app's data; return it (None when the recipe has none)."""
+        path = self.marker_path
+        if path is None:
+            return None
+        token = f"ccci-{secrets.token_hex(8)}"
+        script = 'printf "%s" "$1" > "$2" && sync'
+        code, output = self.stack(app).exec(
+            self.meta.health_service, ["sh", "-c", script, "sh", token, path]
+        )
+        if code != 0:
+            raise CheckFailed(f"cannot write the data marker {path}: {output.strip()}")
+        return token
+
+    def read_marker(self, app: AppName) -> str | None:
+        """Return the marker in the app's data, or None when it is missing."""
+        path = self.marker_path
+        if path is None:
+            return None
+        code, output = self.stack(app).exec(self.meta.health_service, ["cat", path])
+        return output if code == 0 else None
+
+    def url(self, app: AppName) -> str | None:
+        """Return how this host reaches the app for the recipe's tests, if it can."""
+        if self.probe_mode == "proxy":
+            return f"https://{app.domain}"
+        if self.probe_mode == "exec":
+            return None
+        try:
+            port = loopback_port(self.stack(app), self.meta.health_service, self.meta.health_port)
+        except DeployError:
+            return None
+        return None if port is None else f"http://127.0.0.1:{port}"
+
+    def leftovers(self, app: AppName) -> list[str]:
+        """Return every Docker object of ``app``'s stack still on the engine."""
+        prefix = f"{app.stack}_"
+        found: list[str] = []
+        with docker_errors(f"listing what is left of {app.stack}"):
+            collections: list[tuple[str, Any]] = [
+                ("service", self.client.services),
+                ("volume", self.client.volumes),
+                ("secret", self.client.secrets),
+                ("config", self.client.configs),
+                ("network", self.client.networks),
+            ]
+            for kind, collection in collections:
+                for item in collection.list(filters={"name": prefix}):
+                    if item.name.startswith(prefix):
+                        found.append(f"{kind} {item.name}")
+            label = {"label": f"com.docker.stack.namespace={app.stack}"}
+            found += [
+                f"container {c.name}" for c in self.client.containers.list(all=True, filters=label)
+            ]
+        return sorted(found)

@@ -1,0 +1,87 @@
+"""``cc-ci run``: what the plugin image runs in a Drone step.
+
+This module imports only the standard library and the core at the top; the plugin's own
+dependencies (docker) are imported in the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def _run(args: argparse.Namespace) -> int:
+    import docker
+    import docker.errors
+
+    from ccci_core import recipe_meta
+    from ccci_core.agent_client import AgentClient
+    from ccci_core.catalog import Catalog
+    from ccci_core.deploy.abra import AbraDeployer
+    from ccci_core.deploy.protocol import Deployer
+    from ccci_core.deploy.stack import live_stacks
+    from ccci_core.deploy.swarm import SwarmDeployer
+    from ccci_core.errors import ConfigError
+    from ccci_core.names import new_run_hex
+    from ccci_core.settings import load
+
+    from .agent import SocketAgent
+    from .apps import Apps
+    from .cancel import Cancellation
+    from .context import Run
+    from .report import RunReport
+    from .request import from_drone
+    from .run import perform
+    from .settings import PluginSettings
+
+    request = from_drone(os.environ, recipe=args.recipe, ref=args.ref, quick=args.quick)
+    settings = load(PluginSettings)
+    meta = recipe_meta.load(settings.tests_dir, request.recipe)
+    try:
+        client = docker.from_env()
+    except docker.errors.DockerException as exc:
+        raise ConfigError("DOCKER_HOST", f"the Docker engine is not reachable: {exc}") from exc
+    run_hex = new_run_hex(live_stacks(client))
+    run_dir = settings.runs_dir / f"{request.recipe}-{run_hex}"
+    deployer: Deployer
+    if settings.deployer == "abra":
+        abra = AbraDeployer.for_run(client, run_dir, settings.abra_dir, server=settings.abra_server)
+        deployer, checkouts = abra, abra.recipes_dir
+    else:
+        deployer, checkouts = SwarmDeployer(client, settings.apps_dir), run_dir / "recipes"
+    report = RunReport(request, sys.stdout)
+    with Cancellation(report.say) as cancel:
+        run = Run(
+            request=request,
+            domain=settings.domain,
+            catalog=Catalog(settings.recipes_dir),
+            apps=Apps(deployer, client, meta, settings.health_probe, {}),
+            agent=SocketAgent(AgentClient(settings.agent_socket)),
+            report=report,
+            run_dir=run_dir,
+            checkouts=checkouts,
+            run_hex=run_hex,
+            cancel=cancel,
+            tests_dir=settings.tests_dir,
+        )
+        return perform(run, lease_wait=settings.lease_wait_s, result_file=settings.result_file)
+
+
+def register(sub: Any) -> None:
+    """Add ``cc-ci run``."""
+    run = sub.add_parser(
+        "run",
+        help="perform a CI run of a recipe (what the Drone plugin runs)",
+        description=(
+            "Reads RECIPE, REF, CCCI_QUICK, CCCI_PR (build parameters), PLUGIN_* (plugin "
+            "settings) and DRONE_BUILD_*; flags override them. Exit 0 pass, 1 fail, 2 bad input."
+        ),
+    )
+    run.add_argument("--recipe", help="the recipe to test (default: $RECIPE, $PLUGIN_RECIPE)")
+    run.add_argument("--ref", help="tag, commit or refs/pull/N/head (default: $REF, else latest)")
+    run.add_argument(
+        "--quick", action="store_true", default=None, help="the quick lane ($CCCI_QUICK=1)"
+    )
+    run.set_defaults(handler=_run)

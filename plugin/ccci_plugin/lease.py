@@ -1,0 +1,64 @@
+"""Hold a run lease from the host agent for the whole run.
+
+A run waits for a lease up to ``wait`` seconds (the host is at ``CCCI_MAX_TESTS``), renews it from
+a background thread every third of its TTL while the run lives, and releases it at the end,
+whatever happened. A run killed with SIGKILL stops renewing; its lease expires after one TTL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ccci_core.errors import CcciError
+
+from .agent import Agent, Lane
+from .errors import LeaseUnavailable
+
+
+@contextmanager
+def held_lease(
+    agent: Agent,
+    recipe: str,
+    lane: Lane,
+    realm: str | None,
+    *,
+    wait: float,
+    ttl: int = 600,
+    poll: float = 5.0,
+    say: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[str]:
+    """Yield a lease id held until the block ends; raise LeaseUnavailable after ``wait``."""
+    deadline = clock() + wait
+    lease = agent.acquire(recipe, lane, realm, ttl)
+    if lease is None:
+        say(f"waiting up to {wait:.0f}s for a run lease (the host is at its limit of live runs)")
+    while lease is None:
+        if clock() >= deadline:
+            raise LeaseUnavailable(f"no run lease after {wait:.0f}s: other runs hold them all")
+        sleep(poll)
+        lease = agent.acquire(recipe, lane, realm, ttl)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                agent.renew(lease)
+            except CcciError as exc:  # keep trying: the lease outlives a few missed renewals
+                say(f"warning: renewing lease {lease} failed: {exc}")
+
+    renewer = threading.Thread(target=renew, name="lease-renew", daemon=True)
+    renewer.start()
+    try:
+        yield lease
+    finally:
+        stop.set()
+        renewer.join()
+        try:
+            agent.release(lease)
+        except CcciError as exc:
+            say(f"warning: releasing lease {lease} failed ({exc}); it expires after {ttl}s")

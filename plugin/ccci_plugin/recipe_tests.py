@@ -1,0 +1,87 @@
+"""Run a recipe's own pytest files against the live app.
+
+The tests live in ``<CCCI_TESTS_DIR>/<recipe>/test_*.py`` (beside ``recipe_meta.py``) and read
+the app from the environment: ``CCCI_RECIPE``, ``CCCI_APP_DOMAIN``, ``CCCI_APP_STACK``,
+``CCCI_APP_URL`` (how this host reaches the app, when it can), ``CCCI_REALM`` (when the run has
+one), ``CCCI_LANE`` and ``CCCI_VERSION``. They run in a child pytest whose conftest search stops at
+the recipe's folder, so the CI repository's own fixtures never leak in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NO_TESTS_COLLECTED = 5  # pytest's exit code
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """What the recipe's tests said."""
+
+    ran: bool
+    passed: bool
+    total: int = 0
+    failed: list[str] = field(default_factory=list)
+    output: str = ""
+
+    def summary(self) -> str:
+        """Return a one-line summary for the run log."""
+        if not self.ran:
+            return "no recipe tests"
+        if self.passed:
+            return f"{self.total} passed"
+        return f"{len(self.failed)} of {self.total} failed: {', '.join(self.failed)}"
+
+
+def has_tests(folder: Path) -> bool:
+    """Return whether ``folder`` holds pytest files."""
+    return folder.is_dir() and any(folder.glob("test_*.py"))
+
+
+def run_tests(
+    folder: Path, env: Mapping[str, str], junit: Path, timeout: float = 1800.0
+) -> TestOutcome:
+    """Run the pytest files in ``folder`` with ``env`` added; return their outcome."""
+    if not has_tests(folder):
+        return TestOutcome(ran=False, passed=True)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+    argv += [f"--confcutdir={folder}", f"--rootdir={folder}", f"--junitxml={junit}", str(folder)]
+    try:
+        done = subprocess.run(
+            argv,
+            env={**os.environ, **env},
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return TestOutcome(ran=True, passed=False, failed=[f"timed out after {timeout:.0f}s"])
+    output = done.stdout + done.stderr
+    if done.returncode == NO_TESTS_COLLECTED:
+        return TestOutcome(ran=False, passed=True, output=output)
+    total, failed = _junit(junit)
+    if done.returncode != 0 and not failed:
+        failed = [f"pytest exited {done.returncode}"]
+    return TestOutcome(True, done.returncode == 0, total, failed, output)
+
+
+def _junit(path: Path) -> tuple[int, list[str]]:
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - our child's own junit file
+    except (OSError, ET.ParseError):
+        return 0, []
+    total, failed = 0, []
+    for case in root.iter("testcase"):
+        total += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(case.get("name", "?"))
+    return total, failed
