@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ from ccci_core.agent_client import AgentClient, AgentClientError
 from ccci_core.cli import main
 from tests.agent.conftest import BASE_DOMAIN, App
 from tests.agent.volumes import fingerprint, write_dataset
+from tests.agent_server import running_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "nogroup"
@@ -54,27 +53,9 @@ def base() -> Iterator[Path]:
 def server(base: Path) -> Iterator[Server]:
     """``cc-ci agent serve`` in a subprocess, on a socket in a directory others may traverse."""
     socket, state_dir = base / "agent.sock", base / "state"
-    env = os.environ | {
-        "CCCI_SOCKET_GROUP": GROUP,
-        "CCCI_MAX_TESTS": "2",
-        "CCCI_DOMAIN": BASE_DOMAIN,
-    }
-    argv = [sys.executable, "-m", "ccci_core.cli", "agent", "serve", "--socket", str(socket)]
-    argv += ["--state-dir", str(state_dir), "--workers", "3"]
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    client = AgentClient(socket, timeout=5)
-    while True:  # until it answers or dies: a dead server fails the fixture below
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        try:
-            client.get("/v1/status")
-            break
-        except AgentClientError:
-            subprocess.run(["sleep", "0.1"], check=True)
-    yield Server(socket, state_dir)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait()
+    env = {"CCCI_SOCKET_GROUP": GROUP, "CCCI_MAX_TESTS": "2", "CCCI_DOMAIN": BASE_DOMAIN}
+    with running_agent(socket, state_dir, env, workers=3):
+        yield Server(socket, state_dir)
 
 
 def _curl_as(uid: int, gid: int, socket: Path, path: str) -> tuple[int, dict[str, object]]:

@@ -1,0 +1,190 @@
+"""Fixtures of the plugin's end-to-end tests: a recipe with PR heads, a real agent, runs.
+
+Everything runs for real: the swarm deployer on the engine, the host agent in a subprocess on a
+Unix socket, git checkouts of a recipe repository with release tags and pull-request head refs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from ccci_core import recipe_meta
+from ccci_core.agent_client import AgentClient
+from ccci_core.catalog import Catalog
+from ccci_core.deploy.stack import live_stacks
+from ccci_core.deploy.swarm import SwarmDeployer
+from ccci_core.names import canonical_app, new_run_hex
+from ccci_plugin.agent import SocketAgent
+from ccci_plugin.apps import Apps
+from ccci_plugin.cancel import Cancellation
+from ccci_plugin.context import Run
+from ccci_plugin.report import RunReport
+from ccci_plugin.request import RunRequest
+from ccci_plugin.run import perform
+from tests.agent_server import running_agent
+from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, SUFFIX, _reap, build_recipe_repo
+from tests.gitrepo import commit, git
+
+RECIPE = "ccci-web"
+RECIPE_TEST = '''"""The ccci-web recipe's own test: the app serves a known version."""
+
+import os
+import urllib.request
+
+
+def test_serves_a_released_version():
+    """GET /version answers with a version this recipe released."""
+    with urllib.request.urlopen(os.environ["CCCI_APP_URL"] + "/version", timeout=5) as answer:
+        assert answer.read().decode().strip() in {"1.0", "1.1"}
+'''
+
+
+def _pr_head(repo: Path, number: int, edit: Callable[[str], str]) -> str:
+    """Add ``refs/pull/<number>/head``: the latest release with its compose.yml edited."""
+    git(repo, "checkout", "-q", "-b", f"pr-{number}", "1.1.0+1.1")
+    compose = repo / "compose.yml"
+    sha = commit(repo, {"compose.yml": edit(compose.read_text())}, f"PR {number}")
+    git(repo, "update-ref", f"refs/pull/{number}/head", sha)
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-q", "-D", f"pr-{number}")
+    return sha
+
+
+@dataclass
+class Heads:
+    """The pull-request heads of the test recipe."""
+
+    crashing: str = "refs/pull/1/head"  # the app exits at once, in a loop
+    wrong_version: str = "refs/pull/2/head"  # healthy, but the recipe's test fails
+
+
+@pytest.fixture(scope="module")
+def plugin_recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recipes dir with ccci-web: two releases and the PR heads of :class:`Heads`."""
+    root = tmp_path_factory.mktemp("plugin-recipes")
+    repo = root / RECIPE
+    build_recipe_repo(RECIPES / RECIPE, repo)
+    _pr_head(
+        repo,
+        1,
+        lambda t: t.replace('command: ["sh", "/entrypoint.sh"]', 'command: ["sh", "-c", "exit 3"]'),
+    )
+    _pr_head(repo, 2, lambda t: t.replace("APP_VERSION=1.1", "APP_VERSION=9.9"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def http_port() -> int:
+    """A loopback port for the test recipe's host-mode publish (one app at a time)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def plugin_tests_dir(
+    tmp_path_factory: pytest.TempPathFactory, web_image: str, http_port: int
+) -> Path:
+    """A CCCI_TESTS_DIR: ccci-web enrolled, with its image and port, and its own test."""
+    root = tmp_path_factory.mktemp("plugin-tests")
+    folder = root / RECIPE
+    folder.mkdir()
+    (folder / "recipe_meta.py").write_text(
+        "WARM_CANONICAL = True\n"
+        'HEALTH_PATH = "/version"\n'
+        "DEPLOY_TIMEOUT = 60\n"
+        'MARKER_PATH = "/data/ccci-marker"\n'
+        f'EXTRA_ENV = {{"WEB_IMAGE": "{web_image}", "HTTP_PORT": "{http_port}"}}\n'
+    )
+    (folder / "test_web.py").write_text(RECIPE_TEST)
+    return root
+
+
+@dataclass
+class Agent:
+    """The running host agent of a test module."""
+
+    socket: Path
+    state_dir: Path
+
+    def fingerprint(self, recipe: str = RECIPE) -> dict[str, str]:
+        """Return the sha256 of the registry and of every snapshot file of ``recipe``."""
+        app = self.state_dir / recipe
+        files = [app / "canonical.json", *sorted((app / "snapshot").resolve().iterdir())]
+        return {
+            str(p.relative_to(self.state_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files
+        }
+
+
+@pytest.fixture(scope="module")
+def agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
+    """The host agent on a socket of its own; the canonical's Docker objects are reaped after."""
+    base = Path(tempfile.mkdtemp(prefix="ccci-plugin-"))
+    path, state_dir = base / "agent.sock", base / "state"
+    env = {"CCCI_DOMAIN": BASE_DOMAIN, "CCCI_MAX_TESTS": "1", "CCCI_SOCKET_GROUP": "root"}
+    try:
+        with running_agent(path, state_dir, env):
+            yield Agent(path, state_dir)
+    finally:
+        _reap(docker_client, canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX).stack)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Outcome:
+    """What a run returned and printed."""
+
+    code: int
+    log: str
+    run: Run
+
+
+@pytest.fixture(scope="module")
+def run_recipe(
+    docker_client: docker.DockerClient,
+    plugin_recipes: Path,
+    plugin_tests_dir: Path,
+    agent: Agent,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., Outcome]:
+    """Return a function performing one run of ccci-web the way ``cc-ci run`` wires it."""
+    apps_dir = tmp_path_factory.mktemp("apps")
+
+    def run_recipe(ref: str | None = None, quick: bool = False) -> Outcome:
+        request = RunRequest(RECIPE, ref, quick)
+        scratch = tmp_path_factory.mktemp("run")
+        out = io.StringIO()
+        report = RunReport(request, out)
+        run_hex = new_run_hex(live_stacks(docker_client))
+        meta = recipe_meta.load(plugin_tests_dir, RECIPE)
+        with Cancellation(report.say) as cancel:
+            run = Run(
+                request=request,
+                domain=BASE_DOMAIN,
+                catalog=Catalog(plugin_recipes),
+                apps=Apps(
+                    SwarmDeployer(docker_client, apps_dir), docker_client, meta, "loopback", {}
+                ),
+                agent=SocketAgent(AgentClient(agent.socket)),
+                report=report,
+                run_dir=scratch / "run",
+                checkouts=scratch / "recipes",
+                run_hex=run_hex,
+                cancel=cancel,
+                tests_dir=plugin_tests_dir,
+            )
+            code = perform(run, lease_wait=0, result_file=scratch / "result.json")
+        return Outcome(code, out.getvalue(), run)
+
+    return run_recipe
