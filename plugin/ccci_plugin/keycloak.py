@@ -83,11 +83,12 @@ def parse_realm(realm: object) -> tuple[str, str]:
 
 
 def _is_run_realm(realm: str) -> bool:
+    """Return whether ``realm`` is shaped ``<recipe>-<6hex>`` (``master`` never is)."""
     try:
         parse_realm(realm)
     except InvalidName:
         return False
-    return realm != MASTER
+    return True
 
 
 class KeycloakRealms:
@@ -115,7 +116,7 @@ class KeycloakRealms:
         try:
             yield
         except _FOREIGN as exc:
-            raise _error(operation, realm, exc) from exc
+            raise _error(operation, realm, exc, self.url) from exc
 
     def _login(self) -> None:
         """Fetch the first admin token; python-keycloak refreshes it from then on."""
@@ -167,7 +168,9 @@ class KeycloakRealms:
         return True
 
 
-def _error(operation: KeycloakOperation, realm: str | None, exc: Exception) -> KeycloakError:
+def _error(
+    operation: KeycloakOperation, realm: str | None, exc: Exception, url: str
+) -> KeycloakError:
     """Return our error for a foreign one: operation, realm, status, a short reason."""
     status = exc.response_code if isinstance(exc, kc.KeycloakError) else None
     if status is not None:
@@ -179,7 +182,7 @@ def _error(operation: KeycloakOperation, realm: str | None, exc: Exception) -> K
             reason += " (check CCCI_KEYCLOAK_ADMIN_USER and CCCI_KEYCLOAK_ADMIN_PASSWORD)"
     elif isinstance(exc, kc.KeycloakConnectionError | requests.RequestException):
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        reason = f"cannot reach Keycloak: {type(cause).__name__}"
+        reason = f"cannot reach Keycloak at {url}: {type(cause).__name__}"
     else:
         reason = f"Keycloak answered something unexpected ({type(exc).__name__})"
     subject = f"{operation} realm {realm}" if realm else operation
