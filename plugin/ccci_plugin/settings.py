@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from ccci_core.settings import HostSettings
 
@@ -16,3 +17,25 @@ class PluginSettings(HostSettings):
     apps_dir: Path = Path("/var/lib/ci-apps")  # the swarm deployer's app env files
     lease_wait_s: int = Field(default=3600, ge=0)  # how long a run waits for a lease
     result_file: Path | None = None  # where the run writes its JSON result
+    # The live-warm Keycloak that per-run realms are created in; "" = none (recipes with
+    # DEPS = ["keycloak"] then refuse to run). The admin logs in to the master realm (admin-cli).
+    keycloak_url: str = ""
+    keycloak_admin_user: str = "admin"
+    keycloak_admin_password: SecretStr = SecretStr("")
+
+    @field_validator("keycloak_url")
+    @classmethod
+    def _keycloak_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or any(c.isspace() for c in value)
+        ):
+            raise ValueError("expected an http:// or https:// URL without query or fragment")
+        return value.rstrip("/")
