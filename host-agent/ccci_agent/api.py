@@ -107,6 +107,7 @@ class LeaseBody(Body):
     lane: Lane
     realm: str | None = Field(default=None, max_length=80)
     ttl: int = Field(default=DEFAULT_TTL, ge=10, le=MAX_TTL)
+    canonical: bool = False  # also lock the recipe's canonical (quick runs, promoting runs)
 
 
 M = TypeVar("M", bound=Body)
@@ -246,7 +247,7 @@ def leases() -> Response:
 def acquire() -> tuple[Response, int]:
     """Grant a run lease or refuse it (409) when MAX_TESTS runs are live."""
     body = _require(LeaseBody)
-    lease = _agent().leases.acquire(body.recipe, body.lane, body.realm, body.ttl)
+    lease = _agent().leases.acquire(body.recipe, body.lane, body.realm, body.ttl, body.canonical)
     return jsonify(lease), 201
 
 

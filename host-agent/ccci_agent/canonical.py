@@ -7,7 +7,10 @@ between the flip and the ``canonical.json`` write is repaired by :meth:`Canonica
 old known-good is replaced only when the new one is complete.
 
 ``volume`` says whether the live volume still equals the known-good (``clean``) or another version
-touched it (``dirty``); a pending restore always reads as dirty.
+touched it (``dirty``); a pending restore always reads as dirty. That live state (and ``status``,
+deployed or idle) is kept in ``live.json`` beside the registry and overlaid on it when read:
+``canonical.json`` is written only by promote, so a quick run — which never promotes — leaves it
+byte-identical.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ccci_core.versions import Version
 
 from .engine import Engine
 from .errors import Conflict, NotFound
-from .store import StateDir, read_json
+from .store import StateDir, read_json, remove_durably
 from .warmsnap import Warmsnap, now_iso
 
 Status = Literal["idle", "deployed"]
@@ -73,7 +76,9 @@ class Canonicals:
 
     def _record(self, recipe: str) -> dict[str, Any] | None:
         record = read_json(self.state.canonical(recipe))
-        return None if record is None else dict(record)
+        if record is None:
+            return None
+        return {**record, **(read_json(self.state.live(recipe)) or {})}
 
     def view(self, recipe: str) -> dict[str, Any]:
         """Return the registry entry of ``recipe`` with its snapshot and restore state."""
@@ -142,6 +147,7 @@ class Canonicals:
             status="idle", volume="clean", snapshot_id=manifest["id"], ts=manifest["created"]
         )
         write_json(self.state.canonical(recipe), record)
+        remove_durably(self.state.live(recipe))  # the new known-good is what the volume holds
 
     def restore(self, recipe: str) -> dict[str, Any]:
         """Restore the known-good data of ``recipe``; its volume is clean afterwards."""
@@ -167,10 +173,9 @@ class Canonicals:
         return self.view(recipe)
 
     def _update(self, recipe: str, **fields: Any) -> None:
-        record = self._record(recipe)
-        assert record is not None  # noqa: S101 - callers checked under the lock
-        record.update({k: v for k, v in fields.items() if v is not None}, ts=now_iso())
-        write_json(self.state.canonical(recipe), record)
+        live = dict(read_json(self.state.live(recipe)) or {})
+        live.update({k: v for k, v in fields.items() if v is not None}, live_ts=now_iso())
+        write_json(self.state.live(recipe), live)
 
     def prune_stale(self, enrolled: Iterable[str]) -> dict[str, Any]:
         """Drop volumes, snapshot and registry of canonicals whose recipe is not enrolled."""

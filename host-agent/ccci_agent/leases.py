@@ -58,25 +58,39 @@ class Leases:
         return {k: v for k, v in held.items() if v["expires"] > now}
 
     def acquire(
-        self, recipe: str, lane: Lane, realm: str | None = None, ttl: int = DEFAULT_TTL
+        self,
+        recipe: str,
+        lane: Lane,
+        realm: str | None = None,
+        ttl: int = DEFAULT_TTL,
+        canonical: bool = False,
     ) -> dict[str, Any]:
-        """Grant a lease, or raise LeaseRefused when ``max_tests`` runs are live."""
+        """Grant a lease, or raise LeaseRefused when ``max_tests`` runs are live.
+
+        A lease with ``canonical`` also locks the recipe's canonical (a quick run attaches it, a
+        cold run on latest may promote it): two such leases of one recipe are never live at once.
+        """
         validate_recipe(recipe)
         if realm is not None:
             validate_realm(recipe, realm)
         with self.state.lock("leases"):
             live = self._live()
+            held = sorted(live.values(), key=lambda lease: lease["acquired"])
             if len(live) >= self.max_tests:
                 raise LeaseRefused(
-                    f"{len(live)} of {self.max_tests} runs are live; try again later",
-                    held=sorted(live.values(), key=lambda lease: lease["acquired"]),
+                    f"{len(live)} of {self.max_tests} runs are live; try again later", held=held
                 )
+            if canonical and any(
+                lease["recipe"] == recipe and lease.get("canonical") for lease in held
+            ):
+                raise LeaseRefused(f"another run holds the canonical of {recipe}", held=held)
             now = self.clock()
             lease = {
                 "id": secrets.token_hex(8),
                 "recipe": recipe,
                 "lane": lane,
                 "realm": realm,
+                "canonical": canonical,
                 "ttl": ttl,
                 "acquired": now,
                 "expires": now + ttl,

@@ -3,6 +3,7 @@
     <state>/<app>/canonical.json        the registry entry of a canonical (``<app>`` is the recipe)
     <state>/<app>/snapshot -> snapshots/<id>   the one last-good (a symlink flipped atomically)
     <state>/<app>/snapshots/<id>/       <volume>.tar per volume + manifest.json
+    <state>/<app>/live.json             the canonical's live state: deployed or idle, clean or dirty
     <state>/<app>/restore-pending.json  present while a restore may have left a volume half-written
     <state>/alerts/<id>.json            active alerts; alerts/seen/<id>.json once acknowledged
     <state>/_infra/<name>.json          live-warm infra: version and last-good version
@@ -101,6 +102,10 @@ class StateDir:
     def snapshots(self, recipe: str) -> Path:
         """Return the directory holding snapshot generations of ``recipe``."""
         return self.app(recipe) / "snapshots"
+
+    def live(self, recipe: str) -> Path:
+        """Return the file holding the canonical's live state (status, clean/dirty)."""
+        return self.app(recipe) / "live.json"
 
     def restore_pending(self, recipe: str) -> Path:
         """Return the restore-pending marker of ``recipe``."""

@@ -49,6 +49,26 @@ def test_mark_dirty_then_restore_is_clean(canonicals: Canonicals, app: App) -> N
 
 
 @pytest.mark.docker
+def test_live_state_never_rewrites_the_registry(canonicals: Canonicals, app: App) -> None:
+    """Marking, deploying and restoring leave canonical.json byte-identical; promote resets."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, "1.2.0+3.4", COMMIT)
+    registry = canonicals.state.canonical(app.recipe)
+    before = registry.read_bytes()
+    canonicals.mark(app.recipe, status="deployed", volume="dirty")
+    assert ("deployed", "dirty") == tuple(
+        canonicals.view(app.recipe)[k] for k in ("status", "volume")
+    )
+    canonicals.mark(app.recipe, status="idle")
+    canonicals.restore(app.recipe)
+    assert before == registry.read_bytes()
+    canonicals.mark(app.recipe, volume="dirty")
+    canonicals.promote(app.recipe, app.domain, "1.2.1+3.4", COMMIT)
+    assert ("idle", "clean") == tuple(canonicals.view(app.recipe)[k] for k in ("status", "volume"))
+    assert not canonicals.state.live(app.recipe).exists()
+
+
+@pytest.mark.docker
 def test_pending_restore_reads_dirty_and_cannot_be_marked_clean(
     canonicals: Canonicals, app: App
 ) -> None:

@@ -33,6 +33,19 @@ def test_refuses_beyond_max_tests(state: StateDir) -> None:
     assert ["a", "b"] == [lease["recipe"] for lease in refused.value.details["held"]]
 
 
+def test_a_canonical_is_locked_by_one_lease_at_a_time(state: StateDir) -> None:
+    """Two canonical leases of one recipe never coexist; other recipes and cold runs pass."""
+    leases = Leases(state, 4)
+    first = leases.acquire("a", "quick", canonical=True)
+    with pytest.raises(LeaseRefused) as refused:
+        leases.acquire("a", "cold", canonical=True)
+    assert "another run holds the canonical of a" == refused.value.message
+    leases.acquire("a", "cold")  # a PR's cold run never touches the canonical
+    leases.acquire("b", "quick", canonical=True)
+    leases.release(first["id"])
+    assert leases.acquire("a", "quick", canonical=True)["canonical"]
+
+
 def test_expired_lease_frees_its_slot_and_renew_keeps_it(state: StateDir) -> None:
     """A holder that stops renewing loses the lease after its TTL; one that renews keeps it."""
     clock = Clock()
