@@ -28,7 +28,8 @@ from tests.gitrepo import git, init
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE / "recipes"
 TESTS_DIR = HERE / "recipe-tests"
-BASE_DOMAIN = "t.ccci.example"
+# Unique per test process: several suites may share one engine (developers, worktrees).
+BASE_DOMAIN = f"t{uuid.uuid4().hex[:4]}.ccci.example"
 SUFFIX = len("api_key_v1")  # the longest object suffix of the test recipes
 
 

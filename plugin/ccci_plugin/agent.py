@@ -13,14 +13,16 @@ from ccci_core.agent_client import AgentClient, AgentClientError
 Lane = Literal["cold", "quick", "sweep"]
 Status = Literal["idle", "deployed"]
 VolumeState = Literal["clean", "dirty"]
-BUSY = 409  # the agent's answer when MAX_TESTS leases are out
+BUSY = 409  # the agent's answer when MAX_TESTS leases are out or the canonical is held
 
 
 class Agent(Protocol):
     """What a run asks of the host agent."""
 
-    def acquire(self, recipe: str, lane: Lane, realm: str | None, ttl: int) -> str | None:
-        """Return a lease id, or None while the host is busy."""
+    def acquire(
+        self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
+    ) -> str | None:
+        """Return a lease id (locking the canonical too if asked), or None while busy."""
 
     def renew(self, lease: str) -> None:
         """Keep a lease alive for another TTL."""
@@ -47,9 +49,11 @@ class SocketAgent:
     def __init__(self, client: AgentClient) -> None:
         self.client = client
 
-    def acquire(self, recipe: str, lane: Lane, realm: str | None, ttl: int) -> str | None:
-        """Ask for a lease; None when the host is at MAX_TESTS."""
-        body: dict[str, Any] = {"recipe": recipe, "lane": lane, "ttl": ttl}
+    def acquire(
+        self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
+    ) -> str | None:
+        """Ask for a lease; None when the host is at MAX_TESTS or the canonical is held."""
+        body: dict[str, Any] = {"recipe": recipe, "lane": lane, "ttl": ttl, "canonical": canonical}
         if realm is not None:
             body["realm"] = realm
         try:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import docker
+import docker.errors
 
 from ccci_core.catalog import Checkout
 from ccci_core.deploy.errors import DeployError
@@ -120,6 +121,31 @@ class Apps:
         except DeployError:
             return None
         return None if port is None else f"http://127.0.0.1:{port}"
+
+    def images(self, app: AppName) -> set[str]:
+        """Return the images the app's services run."""
+        specs = (
+            s.attrs["Spec"]["TaskTemplate"]["ContainerSpec"] for s in self.stack(app).services()
+        )
+        return {str(spec["Image"]) for spec in specs}
+
+    def remove_unused_images(self, images: set[str]) -> list[str]:
+        """Remove those of ``images`` no service or container uses; return what was removed."""
+        removed = []
+        with docker_errors("listing what uses images"):
+            in_use = {c.attrs["Config"]["Image"] for c in self.client.containers.list(all=True)}
+            for service in self.client.services.list():
+                in_use.add(service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
+        for image in sorted(images - in_use):
+            ref = image.split("@", 1)[0] or image  # a digest-pinned ref is removed by its tag
+            try:
+                self.client.images.remove(ref)
+            except docker.errors.ImageNotFound:
+                continue
+            except docker.errors.DockerException as exc:  # in use after all, or a shared layer
+                raise DeployError(f"docker: removing image {ref} failed: {exc}") from exc
+            removed.append(ref)
+        return removed
 
     def leftovers(self, app: AppName) -> list[str]:
         """Return every Docker object of ``app``'s stack still on the engine."""

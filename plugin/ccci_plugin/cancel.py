@@ -7,6 +7,7 @@ sends SIGKILL after its grace period; what a SIGKILL leaves is recognisable by i
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -32,11 +33,14 @@ class Cancellation:
         raise Cancelled(f"cancelled by signal {signum}")
 
     def __enter__(self) -> Cancellation:
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        # Signals reach only the main thread; a run driven from another thread (tests) has none.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
     @contextmanager
     def shield(self) -> Iterator[None]:

@@ -31,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     from .apps import Apps
     from .cancel import Cancellation
     from .context import Run
+    from .keycloak import connect
     from .report import RunReport
     from .request import from_drone
     from .run import perform
@@ -51,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         deployer, checkouts = abra, abra.recipes_dir
     else:
         deployer, checkouts = SwarmDeployer(client, settings.apps_dir), run_dir / "recipes"
+    realms = connect(settings, recipe=request.recipe) if "keycloak" in meta["DEPS"] else None
     report = RunReport(request, sys.stdout)
     with Cancellation(report.say) as cancel:
         run = Run(
@@ -66,7 +68,9 @@ def _run(args: argparse.Namespace) -> int:
             cancel=cancel,
             tests_dir=settings.tests_dir,
         )
-        return perform(run, lease_wait=settings.lease_wait_s, result_file=settings.result_file)
+        return perform(
+            run, lease_wait=settings.lease_wait_s, result_file=settings.result_file, realms=realms
+        )
 
 
 def register(sub: Any) -> None:

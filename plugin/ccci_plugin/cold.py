@@ -18,7 +18,7 @@ from ccci_core.names import AppName, cold_app
 
 from .context import Run, Target
 from .errors import CheckFailed
-from .recipe_tests import run_tests
+from .recipe_tests import recipe_tests_step
 
 
 def cold_lane(run: Run, target: Target) -> AppName:
@@ -50,16 +50,7 @@ def cold_lane(run: Run, target: Target) -> AppName:
                 if marker is not None and run.apps.read_marker(app) != marker:
                     raise CheckFailed("the data marker written before the upgrade is gone")
                 step.detail = moved + ("" if marker is None else ", data kept")
-        with report.step("recipe tests") as step:
-            outcome = run_tests(
-                run.tests_dir / run.recipe, test_env(run, app, target), run.run_dir / "junit.xml"
-            )
-            step.detail = outcome.summary()
-            if not outcome.ran:
-                step.skip(outcome.summary())
-            elif not outcome.passed:
-                report.say(outcome.output.rstrip())
-                step.fail(outcome.summary())
+        recipe_tests_step(run, app, target)
     except CcciError:
         pass  # the failed step is in the report; teardown below decides nothing differently
     finally:
@@ -67,23 +58,6 @@ def cold_lane(run: Run, target: Target) -> AppName:
             _teardown(run, app)
             step.detail = "stack, volumes, secrets and env removed; nothing left"
     return app
-
-
-def test_env(run: Run, app: AppName, target: Target) -> dict[str, str]:
-    """Return what the recipe's tests learn about the live app."""
-    env = {
-        "CCCI_RECIPE": run.recipe,
-        "CCCI_APP_DOMAIN": app.domain,
-        "CCCI_APP_STACK": app.stack,
-        "CCCI_LANE": run.request.lane,
-        "CCCI_VERSION": target.label(),
-    }
-    url = run.apps.url(app)
-    if url is not None:
-        env["CCCI_APP_URL"] = url
-    if app.realm is not None and "keycloak" in run.apps.meta["DEPS"]:
-        env["CCCI_REALM"] = app.realm
-    return env
 
 
 def _teardown(run: Run, app: AppName) -> None:

@@ -57,6 +57,7 @@ class Run:
     run_hex: str
     cancel: Cancellation
     tests_dir: Path
+    realm: str | None = None  # the run's Keycloak realm, once created
 
     @property
     def recipe(self) -> str:

@@ -1,5 +1,8 @@
 """Hold a run lease from the host agent for the whole run.
 
+A run that attaches or may promote the recipe's canonical asks for the lease with ``canonical``:
+the agent then also locks the canonical, so two such runs of one recipe are serialised.
+
 A run waits for a lease up to ``wait`` seconds (the host is at ``CCCI_MAX_TESTS``), renews it from
 a background thread every third of its TTL while the run lives, and releases it at the end,
 whatever happened. A run killed with SIGKILL stops renewing; its lease expires after one TTL.
@@ -25,6 +28,7 @@ def held_lease(
     lane: Lane,
     realm: str | None,
     *,
+    canonical: bool,
     wait: float,
     ttl: int = 600,
     poll: float = 5.0,
@@ -34,14 +38,17 @@ def held_lease(
 ) -> Iterator[str]:
     """Yield a lease id held until the block ends; raise LeaseUnavailable after ``wait``."""
     deadline = clock() + wait
-    lease = agent.acquire(recipe, lane, realm, ttl)
+    lease = agent.acquire(recipe, lane, realm, ttl, canonical)
     if lease is None:
-        say(f"waiting up to {wait:.0f}s for a run lease (the host is at its limit of live runs)")
+        say(f"waiting up to {wait:.0f}s for a run lease (the host is at its limit of live runs, or")
+        say("another run holds this recipe's canonical)")
     while lease is None:
         if clock() >= deadline:
-            raise LeaseUnavailable(f"no run lease after {wait:.0f}s: other runs hold them all")
+            raise LeaseUnavailable(
+                f"no run lease after {wait:.0f}s: other runs hold what this one needs"
+            )
         sleep(poll)
-        lease = agent.acquire(recipe, lane, realm, ttl)
+        lease = agent.acquire(recipe, lane, realm, ttl, canonical)
     stop = threading.Event()
 
     def renew() -> None:

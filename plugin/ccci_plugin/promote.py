@@ -19,11 +19,11 @@ from ccci_core.names import AppName, canonical_app
 from .context import Run, Target
 
 
-def should_promote(run: Run, target: Target) -> str | None:
-    """Return why this run may not promote, or None when it may."""
+def should_promote(run: Run, target: Target, lane: str) -> str | None:
+    """Return why this run may not promote, or None when it may (so far: the run is not red)."""
     if run.request.ref is not None:
         return "a run with a REF (a pull request) never promotes"
-    if run.request.quick:
+    if run.request.quick or lane != "cold":
         return "a quick run never promotes"
     if not run.apps.meta["WARM_CANONICAL"]:
         return "the recipe is not enrolled (WARM_CANONICAL is not True)"

@@ -17,6 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ccci_core.names import AppName
+
+from .context import Run, Target
+
 NO_TESTS_COLLECTED = 5  # pytest's exit code
 
 
@@ -85,3 +89,34 @@ def _junit(path: Path) -> tuple[int, list[str]]:
         if case.find("failure") is not None or case.find("error") is not None:
             failed.append(case.get("name", "?"))
     return total, failed
+
+
+def recipe_tests_step(run: Run, app: AppName, target: Target) -> None:
+    """Run the recipe's tests against ``app`` as the run's "recipe tests" step."""
+    with run.report.step("recipe tests") as step:
+        outcome = run_tests(
+            run.tests_dir / run.recipe, test_env(run, app, target), run.run_dir / "junit.xml"
+        )
+        step.detail = outcome.summary()
+        if not outcome.ran:
+            step.skip(outcome.summary())
+        elif not outcome.passed:
+            run.report.say(outcome.output.rstrip())
+            step.fail(outcome.summary())
+
+
+def test_env(run: Run, app: AppName, target: Target) -> dict[str, str]:
+    """Return what the recipe's tests learn about the live app."""
+    env = {
+        "CCCI_RECIPE": run.recipe,
+        "CCCI_APP_DOMAIN": app.domain,
+        "CCCI_APP_STACK": app.stack,
+        "CCCI_LANE": run.request.lane,
+        "CCCI_VERSION": target.label(),
+    }
+    url = run.apps.url(app)
+    if url is not None:
+        env["CCCI_APP_URL"] = url
+    if run.realm is not None:
+        env["CCCI_REALM"] = run.realm
+    return env

@@ -1,8 +1,9 @@
-"""Perform one run: pin the target, hold a lease, run the lane, promote, report.
+"""Perform one run: pin the target, pick the lane, hold a lease (and realm), run, promote, report.
 
-Exit codes: 0 pass, 1 fail (a step failed, the run was cancelled, no lease), 2 bad input (the
-recipe or ref does not resolve, the recipe's metadata is invalid). The log gets a line per step as
-it happens and a summary table at the end; the JSON result goes to ``CCCI_RESULT_FILE`` when set.
+Exit codes: 0 pass, 1 fail (a step failed, the run was cancelled or stopped, no lease), 2 bad
+input (the recipe or ref does not resolve, the recipe's metadata is invalid, the agent is not
+reachable). The log gets a line per step as it happens and a summary table at the end; the JSON
+result goes to ``CCCI_RESULT_FILE`` when set.
 """
 
 from __future__ import annotations
@@ -11,49 +12,98 @@ import json
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from ccci_core.atomic import write_text
-from ccci_core.errors import CcciError
+from ccci_core.errors import CcciError, ConfigError
 
+from .agent import Lane
 from .cold import cold_lane
 from .context import Run
+from .keycloak import Realms, run_realm
 from .lease import held_lease
 from .promote import promote, should_promote
+from .quick import canonical_of, quick_lane
 
 
-def perform(run: Run, *, lease_wait: float, result_file: Path | None = None) -> int:
+def _canonical(run: Run) -> tuple[dict[str, Any] | None, str]:
+    """Return the canonical a quick run attaches, or None and why it cannot."""
+    record = run.agent.canonical(run.recipe)
+    if record is None or not record.get("snapshot"):
+        return None, f"no canonical of {run.recipe}"
+    if not run.apps.deployer.exists(canonical_of(record, run.recipe)):
+        return None, f"the canonical app {record['domain']} has no env on this host"
+    return record, ""
+
+
+def perform(
+    run: Run,
+    *,
+    lease_wait: float,
+    result_file: Path | None = None,
+    realms: Realms | None = None,
+) -> int:
     """Run ``run`` to its end and return its exit code."""
     report, request = run.report, run.request
-    build = f", build {request.build_number}" if request.build_number else ""
-    report.say(
-        f"cc-ci: {request.lane} lane, recipe {request.recipe}, ref {request.ref or 'latest'}{build}"
-    )
-    if request.build_link:
-        report.say(f"build: {request.build_link}")
-    code = 1
+    code, stopped = 1, False
     try:
+        lane: Lane = "cold"
+        record, why = None, ""
+        if request.quick:
+            record, why = _canonical(run)
+            lane = "quick" if record is not None else "cold"
+        build = f", build {request.build_number}" if request.build_number else ""
+        where = f"recipe {request.recipe}, ref {request.ref or 'latest'}{build}"
+        if request.quick and lane == "cold":
+            report.say(
+                f"cc-ci: quick lane → full cold run ({why}; the PR is still tested), {where}"
+            )
+        else:
+            report.say(f"cc-ci: {lane} lane, {where}")
+        if request.build_link:
+            report.say(f"build: {request.build_link}")
         target = run.resolve()
+        deps_keycloak = "keycloak" in run.apps.meta["DEPS"]
+        realm = f"{run.recipe}-{run.run_hex}" if deps_keycloak else None
+        locks_canonical = lane == "quick" or should_promote(run, target, lane) is None
         with ExitStack() as held:
             with report.step("lease") as step:
                 lease = held.enter_context(
-                    held_lease(run.agent, run.recipe, "cold", None, wait=lease_wait, say=report.say)
+                    held_lease(
+                        run.agent,
+                        run.recipe,
+                        lane,
+                        realm,
+                        canonical=locks_canonical,
+                        wait=lease_wait,
+                        say=report.say,
+                    )
                 )
-                step.detail = f"lease {lease}"
-            cold_lane(run, target)
-            reason = should_promote(run, target)
-            if reason is None:
-                promote(run, target)
+                step.detail = f"lease {lease}" + (" (canonical locked)" if locks_canonical else "")
+            if deps_keycloak:
+                with report.step("realm") as step:
+                    if realms is None:
+                        raise ConfigError("CCCI_KEYCLOAK_URL", "the recipe depends on keycloak")
+                    run.realm = held.enter_context(run_realm(realms, run.recipe, run.run_hex))
+                    step.detail = f"realm {run.realm} (deleted at the end of the run)"
+            if lane == "quick":
+                assert record is not None  # noqa: S101 - lane is quick only with a record
+                quick_lane(run, target, record)
             else:
-                report.canonical = f"untouched ({reason})"
+                cold_lane(run, target)
+                reason = should_promote(run, target, lane)
+                if reason is None:
+                    promote(run, target)
+                else:
+                    report.canonical = f"untouched ({reason})"
     except CcciError as exc:
-        # Bad input (a recipe or ref that does not resolve, invalid metadata) and an unreachable
-        # agent exit 2; anything else has already failed its step.
-        code = exc.exit_code
+        # Bad input and an unreachable agent exit 2; anything else fails the run (exit 1).
+        code, stopped = exc.exit_code, True
         report.notes.append(f"stopped: {exc}")
     finally:
         shutil.rmtree(run.run_dir, ignore_errors=True)
         if code != 2:
-            code = 0 if report.passed else 1
+            code = 0 if report.passed and not stopped else 1
         report.say("")
         report.say(report.summary() if code != 2 else f"error: {report.notes[-1]}")
         if result_file is not None:

@@ -10,7 +10,9 @@ import hashlib
 import io
 import shutil
 import socket
+import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,37 +51,84 @@ def test_serves_a_released_version():
 '''
 
 
-def _pr_head(repo: Path, number: int, edit: Callable[[str], str]) -> str:
-    """Add ``refs/pull/<number>/head``: the latest release with its compose.yml edited."""
+def _pr_head(repo: Path, number: int, edits: dict[str, Callable[[str], str]]) -> str:
+    """Add ``refs/pull/<number>/head``: the latest release with some files edited."""
     git(repo, "checkout", "-q", "-b", f"pr-{number}", "1.1.0+1.1")
-    compose = repo / "compose.yml"
-    sha = commit(repo, {"compose.yml": edit(compose.read_text())}, f"PR {number}")
+    files = {name: edit((repo / name).read_text()) for name, edit in edits.items()}
+    sha = commit(repo, files, f"PR {number}")
     git(repo, "update-ref", f"refs/pull/{number}/head", sha)
     git(repo, "checkout", "-q", "main")
     git(repo, "branch", "-q", "-D", f"pr-{number}")
     return sha
 
 
-@dataclass
+def _entrypoint(version: str, script: str) -> dict[str, Callable[[str], str]]:
+    """Edits giving a head its own entrypoint (a new config version: configs are immutable)."""
+    return {
+        "entrypoint.sh": lambda text: text.replace("httpd -f", f"{script}\nhttpd -f"),
+        "abra.sh": lambda text: text.replace(
+            "ENTRYPOINT_VERSION=v1", f"ENTRYPOINT_VERSION={version}"
+        ),
+    }
+
+
+SHOW_SCHEMA = "[ -f /data/schema ] && cp /data/schema /www/schema"
+KNOWN_GOOD_TEST = '''"""A test that sees known-good data: no schema migration in it."""
+
+import os
+import urllib.error
+import urllib.request
+
+
+def test_data_is_known_good():
+    """The app's data carries no schema a later version wrote."""
+    try:
+        urllib.request.urlopen(os.environ["CCCI_APP_URL"] + "/schema", timeout=5)
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 404
+    else:
+        raise AssertionError("the data holds a schema another version migrated to")
+'''
+
+
+@dataclass(frozen=True)
 class Heads:
     """The pull-request heads of the test recipe."""
 
     crashing: str = "refs/pull/1/head"  # the app exits at once, in a loop
     wrong_version: str = "refs/pull/2/head"  # healthy, but the recipe's test fails
+    bad_image: str = "refs/pull/3/head"  # ships an image with no shell: the app cannot start
+    migrating: str = "refs/pull/4/head"  # healthy, passes, writes schema 2 into the data
+    harmless: str = "refs/pull/5/head"  # healthy, passes, serves /schema if the data has one
 
 
 @pytest.fixture(scope="module")
-def plugin_recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bad_image(busybox_image: str) -> Iterator[str]:
+    """A locally built image a bad PR head ships; removed at the end if the run did not."""
+    tag = f"ccci-test/bad:{uuid.uuid4().hex[:10]}"
+    subprocess.run(
+        ["docker", "build", "--quiet", "--tag", tag, "-"],
+        input=f"FROM {busybox_image}\nRUN rm /bin/busybox\n".encode(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    yield tag
+    subprocess.run(["docker", "image", "rm", tag], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def plugin_recipes(tmp_path_factory: pytest.TempPathFactory, bad_image: str) -> Path:
     """A recipes dir with ccci-web: two releases and the PR heads of :class:`Heads`."""
     root = tmp_path_factory.mktemp("plugin-recipes")
     repo = root / RECIPE
     build_recipe_repo(RECIPES / RECIPE, repo)
-    _pr_head(
-        repo,
-        1,
-        lambda t: t.replace('command: ["sh", "/entrypoint.sh"]', 'command: ["sh", "-c", "exit 3"]'),
-    )
-    _pr_head(repo, 2, lambda t: t.replace("APP_VERSION=1.1", "APP_VERSION=9.9"))
+    entry, exit_at_once = 'command: ["sh", "/entrypoint.sh"]', 'command: ["sh", "-c", "exit 3"]'
+    _pr_head(repo, 1, {"compose.yml": lambda t: t.replace(entry, exit_at_once)})
+    _pr_head(repo, 2, {"compose.yml": lambda t: t.replace("APP_VERSION=1.1", "APP_VERSION=9.9")})
+    _pr_head(repo, 3, {"compose.yml": lambda t: t.replace("${WEB_IMAGE}", bad_image)})
+    _pr_head(repo, 4, _entrypoint("v4", f"echo 2 > /data/schema\n{SHOW_SCHEMA}"))
+    _pr_head(repo, 5, _entrypoint("v5", SHOW_SCHEMA))
     return root
 
 
@@ -92,22 +141,46 @@ def http_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def plugin_tests_dir(
+def make_tests_dir(
     tmp_path_factory: pytest.TempPathFactory, web_image: str, http_port: int
-) -> Path:
-    """A CCCI_TESTS_DIR: ccci-web enrolled, with its image and port, and its own test."""
-    root = tmp_path_factory.mktemp("plugin-tests")
-    folder = root / RECIPE
-    folder.mkdir()
-    (folder / "recipe_meta.py").write_text(
-        "WARM_CANONICAL = True\n"
-        'HEALTH_PATH = "/version"\n'
-        "DEPLOY_TIMEOUT = 60\n"
-        'MARKER_PATH = "/data/ccci-marker"\n'
-        f'EXTRA_ENV = {{"WEB_IMAGE": "{web_image}", "HTTP_PORT": "{http_port}"}}\n'
-    )
-    (folder / "test_web.py").write_text(RECIPE_TEST)
-    return root
+) -> Callable[[str], Path]:
+    """Return a factory of CCCI_TESTS_DIRs: ccci-web enrolled, its image, its port, one test."""
+
+    def make(test: str) -> Path:
+        root = tmp_path_factory.mktemp("plugin-tests")
+        folder = root / RECIPE
+        folder.mkdir()
+        (folder / "recipe_meta.py").write_text(
+            "WARM_CANONICAL = True\n"
+            'HEALTH_PATH = "/version"\n'
+            "DEPLOY_TIMEOUT = 60\n"
+            'MARKER_PATH = "/data/ccci-marker"\n'
+            f'EXTRA_ENV = {{"WEB_IMAGE": "{web_image}", "HTTP_PORT": "{http_port}"}}\n'
+        )
+        (folder / "test_app.py").write_text(test)
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def plugin_tests_dir(make_tests_dir: Callable[[str], Path]) -> Path:
+    """The CCCI_TESTS_DIR most runs use: the recipe's test checks the served version."""
+    return make_tests_dir(RECIPE_TEST)
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """Return the sha256 (or link target) of every entry below ``root``."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            found[key] = f"-> {path.readlink()}"
+        elif path.is_file():
+            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            found[key] = "dir"
+    return found
 
 
 @dataclass
@@ -116,6 +189,10 @@ class Agent:
 
     socket: Path
     state_dir: Path
+
+    def client(self) -> AgentClient:
+        """Return a client of the agent."""
+        return AgentClient(self.socket)
 
     def fingerprint(self, recipe: str = RECIPE) -> dict[str, str]:
         """Return the sha256 of the registry and of every snapshot file of ``recipe``."""
@@ -126,13 +203,19 @@ class Agent:
             for p in files
         }
 
+    def volume_equals_snapshot(self, volume: str, mountpoint: Path, scratch: Path) -> bool:
+        """Return whether a volume holds exactly the bytes of its known-good snapshot tar."""
+        tar = (self.state_dir / RECIPE / "snapshot").resolve() / f"{volume}.tar"
+        subprocess.run(["tar", "-x", "-f", str(tar), "-C", str(scratch)], check=True)
+        return _digests(scratch) == _digests(mountpoint)
+
 
 @pytest.fixture(scope="module")
 def agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
     """The host agent on a socket of its own; the canonical's Docker objects are reaped after."""
     base = Path(tempfile.mkdtemp(prefix="ccci-plugin-"))
     path, state_dir = base / "agent.sock", base / "state"
-    env = {"CCCI_DOMAIN": BASE_DOMAIN, "CCCI_MAX_TESTS": "1", "CCCI_SOCKET_GROUP": "root"}
+    env = {"CCCI_DOMAIN": BASE_DOMAIN, "CCCI_MAX_TESTS": "2", "CCCI_SOCKET_GROUP": "root"}
     try:
         with running_agent(path, state_dir, env):
             yield Agent(path, state_dir)
@@ -161,13 +244,19 @@ def run_recipe(
     """Return a function performing one run of ccci-web the way ``cc-ci run`` wires it."""
     apps_dir = tmp_path_factory.mktemp("apps")
 
-    def run_recipe(ref: str | None = None, quick: bool = False) -> Outcome:
+    def run_recipe(
+        ref: str | None = None,
+        quick: bool = False,
+        *,
+        tests_dir: Path = plugin_tests_dir,
+        lease_wait: float = 0,
+    ) -> Outcome:
         request = RunRequest(RECIPE, ref, quick)
         scratch = tmp_path_factory.mktemp("run")
         out = io.StringIO()
         report = RunReport(request, out)
         run_hex = new_run_hex(live_stacks(docker_client))
-        meta = recipe_meta.load(plugin_tests_dir, RECIPE)
+        meta = recipe_meta.load(tests_dir, RECIPE)
         with Cancellation(report.say) as cancel:
             run = Run(
                 request=request,
@@ -176,15 +265,15 @@ def run_recipe(
                 apps=Apps(
                     SwarmDeployer(docker_client, apps_dir), docker_client, meta, "loopback", {}
                 ),
-                agent=SocketAgent(AgentClient(agent.socket)),
+                agent=SocketAgent(agent.client()),
                 report=report,
                 run_dir=scratch / "run",
                 checkouts=scratch / "recipes",
                 run_hex=run_hex,
                 cancel=cancel,
-                tests_dir=plugin_tests_dir,
+                tests_dir=tests_dir,
             )
-            code = perform(run, lease_wait=0, result_file=scratch / "result.json")
+            code = perform(run, lease_wait=lease_wait, result_file=scratch / "result.json")
         return Outcome(code, out.getvalue(), run)
 
     return run_recipe
