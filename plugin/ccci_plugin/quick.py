@@ -35,9 +35,17 @@ def canonical_of(record: dict[str, Any], recipe: str) -> AppName:
     return AppName(recipe, "canonical", str(record["domain"]), str(record["stack"]))
 
 
-def quick_lane(run: Run, target: Target, record: dict[str, Any]) -> None:
-    """Run the quick lane's steps against the canonical ``record`` into ``run.report``."""
+def quick_lane(run: Run, target: Target) -> None:
+    """Run the quick lane's steps against the recipe's canonical into ``run.report``.
+
+    Call it holding the canonical's lock (the lease): the registry entry is read here, under the
+    lock, because another run may have changed it (promoted, or died leaving it dirty) while this
+    one waited.
+    """
     report, apps, agent = run.report, run.apps, run.agent
+    record = agent.canonical(run.recipe)
+    if record is None:
+        raise CheckFailed(f"the canonical of {run.recipe} disappeared while this run waited")
     app = canonical_of(record, run.recipe)
     known_good = Version.parse(str(record["version"]))
     report.versions["known-good"] = str(known_good)

@@ -12,7 +12,6 @@ import json
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from ccci_core.atomic import write_text
 from ccci_core.errors import CcciError, ConfigError
@@ -26,14 +25,14 @@ from .promote import promote, should_promote
 from .quick import canonical_of, quick_lane
 
 
-def _canonical(run: Run) -> tuple[dict[str, Any] | None, str]:
-    """Return the canonical a quick run attaches, or None and why it cannot."""
+def _unattachable(run: Run) -> str:
+    """Return why a quick run cannot attach the recipe's canonical ("" when it can)."""
     record = run.agent.canonical(run.recipe)
     if record is None or not record.get("snapshot"):
-        return None, f"no canonical of {run.recipe}"
+        return f"no canonical of {run.recipe}"
     if not run.apps.deployer.exists(canonical_of(record, run.recipe)):
-        return None, f"the canonical app {record['domain']} has no env on this host"
-    return record, ""
+        return f"the canonical app {record['domain']} has no env on this host"
+    return ""
 
 
 def perform(
@@ -48,10 +47,10 @@ def perform(
     code, stopped = 1, False
     try:
         lane: Lane = "cold"
-        record, why = None, ""
+        why = ""
         if request.quick:
-            record, why = _canonical(run)
-            lane = "quick" if record is not None else "cold"
+            why = _unattachable(run)
+            lane = "quick" if not why else "cold"
         build = f", build {request.build_number}" if request.build_number else ""
         where = f"recipe {request.recipe}, ref {request.ref or 'latest'}{build}"
         if request.quick and lane == "cold":
@@ -87,8 +86,7 @@ def perform(
                     run.realm = held.enter_context(run_realm(realms, run.recipe, run.run_hex))
                     step.detail = f"realm {run.realm} (deleted at the end of the run)"
             if lane == "quick":
-                assert record is not None  # noqa: S101 - lane is quick only with a record
-                quick_lane(run, target, record)
+                quick_lane(run, target)
             else:
                 cold_lane(run, target)
                 reason = should_promote(run, target, lane)
