@@ -49,7 +49,7 @@ def perform(run: Run, *, lease_wait: float, result_file: Path | None = None) -> 
         # Bad input (a recipe or ref that does not resolve, invalid metadata) and an unreachable
         # agent exit 2; anything else has already failed its step.
         code = exc.exit_code
-        report.notes.append(f"stopped: {exc}")
+        report.stop(str(exc))
     finally:
         shutil.rmtree(run.run_dir, ignore_errors=True)
         if code != 2:
