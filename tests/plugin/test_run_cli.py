@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,14 +20,15 @@ import pytest
 
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.stack import SECRET_OWNER, live_stacks
-from ccci_core.names import cold_app, run_hex_of
+from ccci_core.names import cold_app, run_hex_of, stack_name
 from tests.agent_server import ROOT
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX, _reap
-from tests.plugin.conftest import RECIPE, Agent
+from tests.plugin.conftest import RECIPE, Agent, agent_server
 
 DRONE_PREFIXES = ("CCCI_", "PLUGIN_", "DRONE_")
 DRONE_PARAMETERS = {"RECIPE", "REF"}
 SUMMARY_ROW = re.compile(r"  (\S+(?: \S+)?) +(PASS|FAIL|SKIP) +\d+\.\ds(?:  .*)?")
+COLD_APP_LINE = re.compile(r"^cold app (\S+-([0-9a-f]{6})\.\S+) \(stack \S+\)$", re.MULTILINE)
 STEP_LINE = re.compile(r"^(PASS|FAIL|SKIP) (.+?) \((\d+\.\d)s\)(?: — (.*))?$", re.MULTILINE)
 
 
@@ -159,6 +161,14 @@ def test_refused_before_the_run_starts(
 
 
 @pytest.fixture(scope="module")
+def agent() -> Iterator[Agent]:
+    """This module's host agent; its runs never promote, so it reaps no canonical after."""
+    with agent_server() as running:
+        yield running
+        assert not (running.state_dir / RECIPE).exists(), "a run of this module promoted"
+
+
+@pytest.fixture(scope="module")
 def module_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The module's CCCI_RUNS_DIR and CCCI_APPS_DIR."""
     return tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("apps")
@@ -199,13 +209,18 @@ def leases(agent: Agent) -> list[dict[str, Any]]:
 def engine_objects(client: docker.DockerClient, stack: str) -> list[str]:
     """Return every Docker object of ``stack`` on the engine (asked independently of the plugin)."""
     prefix = f"{stack}_"
-    found = [f"service {s.name}" for s in client.services.list() if s.name.startswith(prefix)]
-    found += [f"volume {v.name}" for v in client.volumes.list() if v.name.startswith(prefix)]
-    found += [f"secret {s.name}" for s in client.secrets.list() if s.name.startswith(prefix)]
+    found = []
+    for kind, collection in [
+        ("service", client.services),
+        ("volume", client.volumes),
+        ("secret", client.secrets),
+        ("config", client.configs),
+        ("network", client.networks),
+    ]:
+        named = collection.list(filters={"name": prefix})
+        found += [f"{kind} {item.name}" for item in named if item.name.startswith(prefix)]
     owned = client.secrets.list(filters={"label": f"{SECRET_OWNER}={stack}"})
     found += [f"secret {s.name}" for s in owned]
-    found += [f"config {c.name}" for c in client.configs.list() if c.name.startswith(prefix)]
-    found += [f"network {n.name}" for n in client.networks.list() if n.name.startswith(prefix)]
     label = {"label": f"com.docker.stack.namespace={stack}"}
     found += [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
     return sorted(set(found))
@@ -221,13 +236,15 @@ def cold_stacks(client: docker.DockerClient) -> dict[str, str]:
     return found
 
 
-def wait_for_cold_app(client: docker.DockerClient, started: Started, before: set[str]) -> str:
-    """Return the run hex of the run's cold stack once it has a container (and so a volume)."""
+def wait_for_cold_app(client: docker.DockerClient, started: Started) -> str:
+    """Return the run hex the run logged once its cold stack has a container (and a volume)."""
     while started.proc.poll() is None:
-        for run_hex, stack in cold_stacks(client).items():
+        logged = COLD_APP_LINE.search(started.log())
+        if logged is not None:
+            stack = cold_app(RECIPE, BASE_DOMAIN, logged[2], suffix=SUFFIX).stack
             label = {"label": f"com.docker.stack.namespace={stack}"}
-            if run_hex not in before and client.containers.list(all=True, filters=label):
-                return run_hex
+            if client.containers.list(all=True, filters=label):
+                return logged[2]
         time.sleep(0.1)
     pytest.fail(f"the run ended before its cold app had a container:\n{started.log()}")
 
@@ -258,7 +275,6 @@ def test_green_run_through_the_process(
     """
     env = cli_env | {"PLUGIN_RECIPE": "not-a-recipe", "REF": "9.9.9+9"}
     env["DRONE_BUILD_LINK"] = "https://drone.example/coop-cloud/ci/42"
-    before = set(cold_stacks(docker_client))
     finished = run_cli(env, tmp_path / "run", "--ref", "1.0.0+1.0")
 
     assert 0 == finished.code, finished.log + finished.err
@@ -306,10 +322,9 @@ def test_green_run_through_the_process(
     )
     assert expected == {s["name"]: s["status"].upper() for s in result["steps"]}
     assert all(s["seconds"] >= 0 for s in result["steps"])
-    run_hex = re.search(r"cold app \S+-([0-9a-f]{6})\.", finished.log)
-    assert run_hex is not None
-    assert run_hex[1] not in before
-    assert_nothing_left(docker_client, run_hex[1], module_dirs, agent)
+    logged = COLD_APP_LINE.search(finished.log)
+    assert logged is not None
+    assert_nothing_left(docker_client, logged[2], module_dirs, agent)
 
 
 @pytest.mark.docker
@@ -376,9 +391,8 @@ def test_sigterm_mid_run_tears_down_and_releases_the_lease(
 
     A second SIGTERM once the teardown has begun must not abort it.
     """
-    before = set(cold_stacks(docker_client))
     started = Started(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
-    run_hex = wait_for_cold_app(docker_client, started, before)
+    run_hex = wait_for_cold_app(docker_client, started)
     started.proc.send_signal(signal.SIGTERM)
     while started.proc.poll() is None and "--- teardown" not in started.log():
         time.sleep(0.05)
@@ -402,13 +416,46 @@ def test_sigterm_mid_run_tears_down_and_releases_the_lease(
     assert_nothing_left(docker_client, run_hex, module_dirs, agent)
 
 
+@pytest.mark.docker
+def test_sigterm_during_teardown_lets_it_finish_and_stops_the_run(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    module_dirs: tuple[Path, Path],
+    agent: Agent,
+) -> None:
+    """A cancel landing in a green run's teardown: the teardown completes, the run is red."""
+    started = Started(cli_env | {"REF": "1.0.0+1.0"}, tmp_path / "run")
+    while started.proc.poll() is None and "--- teardown" not in started.log():
+        time.sleep(0.05)
+    started.proc.send_signal(signal.SIGTERM)
+    finished = started.wait()
+
+    assert 1 == finished.code, finished.log + finished.err
+    steps = finished.steps()
+    assert {"PASS"} == {steps[name][0] for name in ("lease", "install", "teardown")}, finished.log
+    assert "received SIGTERM during teardown; finishing the teardown first" in finished.log
+    assert ("fail", "cancelled by SIGTERM") == (
+        finished.result["verdict"],
+        finished.result["stopped"],
+    )
+    logged = COLD_APP_LINE.search(finished.log)
+    assert logged is not None
+    assert_nothing_left(docker_client, logged[2], module_dirs, agent)
+
+
 @pytest.fixture
-def reaped(docker_client: docker.DockerClient, agent: Agent) -> Iterator[set[str]]:
-    """Collect stacks a killed run left; reap them and release every lease after the test."""
+def reaped(
+    docker_client: docker.DockerClient, agent: Agent, module_dirs: tuple[Path, Path]
+) -> Iterator[set[str]]:
+    """Collect stacks a killed run left; after the test reap them, their files and every lease."""
     stacks: set[str] = set()
     yield stacks
     for stack in stacks:
         _reap(docker_client, stack)
+    for folder in module_dirs:
+        for path in folder.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     client = AgentClient(agent.socket)
     for lease in leases(agent):
         client.delete(f"/v1/leases/{lease['id']}")
@@ -424,28 +471,25 @@ def test_sigkill_mid_run_leaves_what_a_janitor_recognises(
     reaped: set[str],
 ) -> None:
     """After SIGKILL every leftover carries the run's hex, and its lease is held until its TTL."""
-    before = set(cold_stacks(docker_client))
     started = Started(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
-    run_hex = wait_for_cold_app(docker_client, started, before)
+    run_hex = wait_for_cold_app(docker_client, started)
+    app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
+    reaped.add(app.stack)
     started.proc.send_signal(signal.SIGKILL)
     finished = started.wait()
-    left = {h: s for h, s in cold_stacks(docker_client).items() if h not in before}
-    reaped.update(left.values())
 
-    assert -signal.SIGKILL == finished.code
-    assert not finished.result_file.exists()
-    assert [run_hex] == sorted(left)
-    assert [run_hex] == [run_hex_of(stack) for stack in left.values()]
-    logged = re.search(r"cold app \S+ \(stack (\S+)\)", finished.log)
-    assert logged is not None
-    assert [logged[1]] == list(left.values())
-    app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
+    assert (-signal.SIGKILL, False) == (finished.code, finished.result_file.exists())
+    # What a janitor sees: a live stack whose name yields the run hex, every object named by it.
+    assert app.stack == cold_stacks(docker_client).get(run_hex)
     objects = engine_objects(docker_client, app.stack)
     kinds = {kind for kind, _ in map(str.split, objects)}
     assert {"service", "secret", "config", "volume", "container"} <= kinds, objects
     assert {run_hex} == {run_hex_of(name) for _, name in map(str.split, objects)}
+    # On disk, only this module's runs write here: everything left is named by the hex too.
     runs_dir, apps_dir = module_dirs
     assert [f"{RECIPE}-{run_hex}"] == [p.name for p in runs_dir.iterdir()]
-    assert [f"{app.domain}.env"] == [p.name for p in apps_dir.glob(f"{app.domain}*")]
+    envs = [p.name.removesuffix(".env") for p in apps_dir.iterdir()]
+    assert [run_hex] == [run_hex_of(stack_name(domain)) for domain in envs]
+    # The lease is not released: it is held until its TTL runs out.
     held = leases(agent)
     assert [(RECIPE, "cold")] == [(lease["recipe"], lease["lane"]) for lease in held]
