@@ -139,9 +139,14 @@ class Catalog:
             return (f"refs/tags/{newest}", newest) if newest else ("origin/HEAD", None)
         if PULL_REF_RE.fullmatch(ref):
             upstream = self._upstream(source)
-            self.git(
-                "fetch", "--quiet", "--no-tags", "--", upstream, f"+{ref}:refs/ccci/head", cwd=dest
-            )
+            fetched = f"+{ref}:refs/ccci/head"
+            try:
+                self.git("fetch", "--quiet", "--no-tags", "--", upstream, fetched, cwd=dest)
+            except GitError as exc:
+                if self._lacks(upstream, ref):
+                    reason = f"recipe {recipe!r} has no such pull request head"
+                    raise InvalidName("ref", ref, reason) from exc
+                raise  # the forge did not answer: not the caller's fault
             return "refs/ccci/head", None
         if self.git.succeeds("rev-parse", "--verify", "--quiet", f"refs/tags/{ref}", cwd=dest):
             try:
@@ -153,6 +158,14 @@ class Catalog:
         ):
             return ref, None
         raise InvalidName("ref", ref, f"recipe {recipe!r} has no such tag or commit")
+
+    def _lacks(self, upstream: str, ref: str) -> bool:
+        """Return whether ``upstream`` answers and has no ``ref`` (ls-remote exits 2)."""
+        try:
+            self.git("ls-remote", "--exit-code", "--", upstream, ref)
+        except GitError as exc:
+            return exc.returncode == 2
+        return False
 
     def _upstream(self, source: Path) -> str:
         """Return where PR refs come from: the shared repository's origin, else itself."""

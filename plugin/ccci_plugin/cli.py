@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -68,9 +69,12 @@ def _run(args: argparse.Namespace) -> int:
             cancel=cancel,
             tests_dir=settings.tests_dir,
         )
-        return perform(
+        code = perform(
             run, lease_wait=settings.lease_wait_s, result_file=settings.result_file, realms=realms
         )
+    # The run is over and its result written: a late cancel must not turn exit 1 into a kill.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
 
 
 def register(sub: Any) -> None:

@@ -57,6 +57,7 @@ def cold_lane(run: Run, target: Target) -> AppName:
         with run.cancel.shield(), report.step("teardown") as step:
             _teardown(run, app)
             step.detail = "stack, volumes, secrets and env removed; nothing left"
+    run.cancel.check()  # a cancel swallowed above or deferred by the teardown stops the run here
     return app
 
 

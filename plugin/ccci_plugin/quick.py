@@ -94,3 +94,4 @@ def quick_lane(run: Run, target: Target) -> None:
                     step.detail += f"; removed the head's images {', '.join(removed)}"
         verdict = "pass" if report.passed else "fail"
         report.canonical = f"quick {verdict}: known-good {known_good} restored; idle, volumes kept"
+    run.cancel.check()  # a cancel swallowed above or deferred by the restore makes the run red

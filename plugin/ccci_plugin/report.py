@@ -54,6 +54,7 @@ class RunReport:
     versions: dict[str, str] = field(default_factory=dict)
     canonical: str = "untouched"
     notes: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped outside any step (it is then red)
 
     def say(self, line: str) -> None:
         """Print one line of the log now."""
@@ -76,10 +77,15 @@ class RunReport:
             detail = f" — {step.detail}" if step.detail else ""
             self.say(f"{step.status.upper():4} {name} ({step.seconds:.1f}s){detail}")
 
+    def stop(self, reason: str) -> None:
+        """Record that the run stopped on an error no step caught (a cancel, git, the agent)."""
+        self.stopped = reason
+        self.notes.append(f"stopped: {reason}")
+
     @property
     def passed(self) -> bool:
-        """Return whether no step failed."""
-        return all(step.status is not Status.FAIL for step in self.steps)
+        """Return whether the run did not stop on an error and no step failed."""
+        return self.stopped is None and all(step.status is not Status.FAIL for step in self.steps)
 
     def summary(self) -> str:
         """Return the end-of-run table."""
@@ -120,5 +126,6 @@ class RunReport:
                 }
                 for s in self.steps
             ],
+            "stopped": self.stopped,
             "notes": list(self.notes),
         }

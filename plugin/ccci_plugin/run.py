@@ -44,7 +44,7 @@ def perform(
 ) -> int:
     """Run ``run`` to its end and return its exit code."""
     report, request = run.report, run.request
-    code, stopped = 1, False
+    code = 1
     try:
         lane: Lane = "cold"
         why = ""
@@ -95,13 +95,14 @@ def perform(
                 else:
                     report.canonical = f"untouched ({reason})"
     except CcciError as exc:
-        # Bad input and an unreachable agent exit 2; anything else fails the run (exit 1).
-        code, stopped = exc.exit_code, True
-        report.notes.append(f"stopped: {exc}")
+        # Bad input (a recipe or ref that does not resolve, invalid metadata) and an unreachable
+        # agent exit 2; anything else makes the run red (a stopped run never passes).
+        code = exc.exit_code
+        report.stop(str(exc))
     finally:
         shutil.rmtree(run.run_dir, ignore_errors=True)
         if code != 2:
-            code = 0 if report.passed and not stopped else 1
+            code = 0 if report.passed else 1
         report.say("")
         report.say(report.summary() if code != 2 else f"error: {report.notes[-1]}")
         if result_file is not None:

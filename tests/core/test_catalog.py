@@ -119,16 +119,31 @@ def test_unknown_refs_are_bad_input(catalog: Catalog, tmp_path: Path, ref: str) 
     assert not (tmp_path / "r" / "app").exists()
 
 
-def test_missing_pull_request_is_an_error_and_leaves_nothing(
+def test_missing_pull_request_is_bad_input_and_leaves_nothing(
     catalog: Catalog, tmp_path: Path
 ) -> None:
-    """A PR ref the forge does not have fails the fetch with git's reason."""
+    """A PR ref the forge answers it does not have is refused like an unknown tag."""
     with (
-        pytest.raises(GitError) as caught,
+        pytest.raises(InvalidName) as caught,
         catalog.checkout("app", "refs/pull/9/head", tmp_path / "r"),
     ):
         pass
     assert "refs/pull/9/head" in str(caught.value)
+    assert "no such pull request head" in str(caught.value)
+    assert not (tmp_path / "r" / "app").exists()
+
+
+def test_unreachable_forge_is_a_git_error_not_bad_input(
+    catalog: Catalog, upstream: Path, tmp_path: Path
+) -> None:
+    """When the forge does not answer, fetching a PR head fails with git's reason (exit 1)."""
+    git(catalog.repo("app"), "remote", "set-url", "origin", str(tmp_path / "gone"))
+    with (
+        pytest.raises(GitError) as caught,
+        catalog.checkout("app", "refs/pull/7/head", tmp_path / "r"),
+    ):
+        pass
+    assert (1, "fetch") == (caught.value.exit_code, caught.value.command[1])
     assert not (tmp_path / "r" / "app").exists()
 
 

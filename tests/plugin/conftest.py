@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,9 +211,9 @@ class Agent:
         return _digests(scratch) == _digests(mountpoint)
 
 
-@pytest.fixture(scope="module")
-def agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
-    """The host agent on a socket of its own; the canonical's Docker objects are reaped after."""
+@contextmanager
+def agent_server() -> Iterator[Agent]:
+    """Run the host agent on a socket of its own (one live run at most) until the block ends."""
     base = Path(tempfile.mkdtemp(prefix="ccci-plugin-"))
     path, state_dir = base / "agent.sock", base / "state"
     env = {"CCCI_DOMAIN": BASE_DOMAIN, "CCCI_MAX_TESTS": "2", "CCCI_SOCKET_GROUP": "root"}
@@ -220,8 +221,17 @@ def agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
         with running_agent(path, state_dir, env):
             yield Agent(path, state_dir)
     finally:
-        _reap(docker_client, canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX).stack)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
+    """The host agent on a socket of its own; the canonical's Docker objects are reaped after."""
+    try:
+        with agent_server() as running:
+            yield running
+    finally:
+        _reap(docker_client, canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX).stack)
 
 
 @dataclass

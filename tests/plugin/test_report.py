@@ -82,3 +82,18 @@ def test_a_failed_mark_fails_the_run_without_raising(report: RunReport) -> None:
     with report.step("health") as step:
         step.fail("app never became healthy")
     assert (Status.FAIL, False) == (report.steps[0].status, report.passed)
+
+
+def test_a_stop_outside_any_step_makes_the_run_red(report: RunReport) -> None:
+    """An error no step caught (a cancel between steps, git before the first) is a red verdict."""
+    with report.step("install"):
+        pass
+    report.stop("cancelled by SIGTERM")
+    result = report.to_dict()
+    assert (False, "fail", "cancelled by SIGTERM") == (
+        report.passed,
+        result["verdict"],
+        result["stopped"],
+    )
+    summary = report.summary().splitlines()
+    assert ["stopped: cancelled by SIGTERM", "verdict   FAIL"] == summary[-2:]
