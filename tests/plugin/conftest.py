@@ -31,6 +31,7 @@ from ccci_plugin.agent import SocketAgent
 from ccci_plugin.apps import Apps
 from ccci_plugin.cancel import Cancellation
 from ccci_plugin.context import Run
+from ccci_plugin.keycloak import Realms
 from ccci_plugin.report import RunReport
 from ccci_plugin.request import RunRequest
 from ccci_plugin.run import perform
@@ -144,15 +145,15 @@ def http_port() -> int:
 @pytest.fixture(scope="module")
 def make_tests_dir(
     tmp_path_factory: pytest.TempPathFactory, web_image: str, http_port: int
-) -> Callable[[str], Path]:
+) -> Callable[..., Path]:
     """Return a factory of CCCI_TESTS_DIRs: ccci-web enrolled, its image, its port, one test."""
 
-    def make(test: str) -> Path:
+    def make(test: str, meta: str = "") -> Path:
         root = tmp_path_factory.mktemp("plugin-tests")
         folder = root / RECIPE
         folder.mkdir()
         (folder / "recipe_meta.py").write_text(
-            "WARM_CANONICAL = True\n"
+            meta + "WARM_CANONICAL = True\n"
             'HEALTH_PATH = "/version"\n'
             "DEPLOY_TIMEOUT = 60\n"
             'MARKER_PATH = "/data/ccci-marker"\n'
@@ -165,7 +166,7 @@ def make_tests_dir(
 
 
 @pytest.fixture(scope="module")
-def plugin_tests_dir(make_tests_dir: Callable[[str], Path]) -> Path:
+def plugin_tests_dir(make_tests_dir: Callable[..., Path]) -> Path:
     """The CCCI_TESTS_DIR most runs use: the recipe's test checks the served version."""
     return make_tests_dir(RECIPE_TEST)
 
@@ -260,6 +261,7 @@ def run_recipe(
         *,
         tests_dir: Path = plugin_tests_dir,
         lease_wait: float = 0,
+        realms: Realms | None = None,
     ) -> Outcome:
         request = RunRequest(RECIPE, ref, quick)
         scratch = tmp_path_factory.mktemp("run")
@@ -283,7 +285,9 @@ def run_recipe(
                 cancel=cancel,
                 tests_dir=tests_dir,
             )
-            code = perform(run, lease_wait=lease_wait, result_file=scratch / "result.json")
+            code = perform(
+                run, lease_wait=lease_wait, result_file=scratch / "result.json", realms=realms
+            )
         return Outcome(code, out.getvalue(), run)
 
     return run_recipe

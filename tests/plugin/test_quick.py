@@ -111,7 +111,7 @@ def test_quick_fail_with_a_bad_image_restores_and_removes_it(
 def test_quick_fail_after_the_head_migrated_data_restores(
     seeded: Outcome,
     run_recipe: Callable[..., Outcome],
-    make_tests_dir: Callable[[str], Path],
+    make_tests_dir: Callable[..., Path],
     agent: Agent,
     docker_client: docker.DockerClient,
     tmp_path: Path,
@@ -127,7 +127,7 @@ def test_quick_fail_after_the_head_migrated_data_restores(
 def test_a_pass_that_migrated_data_never_reaches_the_next_reattach(
     seeded: Outcome,
     run_recipe: Callable[..., Outcome],
-    make_tests_dir: Callable[[str], Path],
+    make_tests_dir: Callable[..., Path],
     agent: Agent,
 ) -> None:
     """After a PASS whose head migrated data, the next quick run sees known-good data."""
@@ -150,3 +150,53 @@ def test_two_quick_runs_on_one_recipe_are_serialised(
     waited = ["another run holds this recipe's canonical" in r.log for r in runs]
     assert [False, True] == sorted(waited)
     assert before == agent.fingerprint()
+
+
+REALM_TEST = """\"\"\"The recipe's test sees the run's own realm.\"\"\"
+
+import os
+import re
+
+
+def test_realm_is_the_runs():
+    \"\"\"CCCI_REALM is <recipe>-<6hex>.\"\"\"
+    assert re.fullmatch(r"ccci-web-[0-9a-f]{6}", os.environ["CCCI_REALM"])
+"""
+
+
+class FakeRealms:
+    """Realms kept in memory: what a run created and deleted."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+
+    def create(self, realm: str) -> None:
+        """Record a created realm."""
+        self.created.append(realm)
+
+    def delete(self, realm: str) -> None:
+        """Record a deleted realm."""
+        self.deleted.append(realm)
+
+    def list(self) -> list[str]:
+        """Return the realms alive."""
+        return [r for r in self.created if r not in self.deleted]
+
+    def exists(self, realm: str) -> bool:
+        """Return whether ``realm`` is alive."""
+        return realm in self.list()
+
+
+def test_a_keycloak_dependent_run_gets_its_own_realm(
+    seeded: Outcome,
+    run_recipe: Callable[..., Outcome],
+    make_tests_dir: Callable[..., Path],
+) -> None:
+    """DEPS = ["keycloak"]: the run's realm is created, handed to the tests, deleted at the end."""
+    realms = FakeRealms()
+    tests_dir = make_tests_dir(REALM_TEST, meta='DEPS = ["keycloak"]\n')
+    outcome = run_recipe(Heads.harmless, quick=True, tests_dir=tests_dir, realms=realms)
+    realm = f"{RECIPE}-{outcome.run.run_hex}"
+    assert (0, PASS) == (outcome.code, steps(outcome)["realm"]), outcome.log
+    assert ([realm], [realm]) == (realms.created, realms.deleted)
