@@ -141,12 +141,18 @@ class Stack:
         return not (self.services() or self.containers() or self.networks())
 
     def wait_gone(
-        self, timeout: float, poll: float, sleep: Callable[[float], None] = time.sleep
+        self,
+        timeout: float,
+        poll: float,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        networks: bool = True,
     ) -> None:
-        """Wait until :meth:`gone`; raise DeployError naming what is left after ``timeout``."""
+        """Wait until no service, container (and network) is left; else raise DeployError."""
         deadline = time.monotonic() + timeout
-        while not self.gone():
+        while self.services() or self.containers() or (networks and self.networks()):
             if time.monotonic() > deadline:
                 left = [c.name for c in self.containers()] + [s.name for s in self.services()]
+                left += [n.name for n in self.networks()] if networks else []
                 raise DeployError(f"{self.name} still has {left} after {timeout:.0f}s")
             sleep(poll)

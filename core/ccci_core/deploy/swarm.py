@@ -31,6 +31,7 @@ from .stack import SECRET_OWNER, Stack, docker_errors
 
 ENV_SAMPLE = ".env.sample"
 ABRA_SH = "abra.sh"
+RM_ATTEMPTS = 3  # `docker stack rm` may race a stopping task for its network
 STACK_FILE = ".ccci-stack.yml"  # the rendered compose file, written into the private checkout
 
 
@@ -178,8 +179,18 @@ class SwarmDeployer:
     def undeploy(self, app: AppName) -> None:
         """Run ``docker stack rm`` and wait until no task container of the stack is left."""
         stack = Stack(self.client, app.stack)
-        if stack.services() or stack.networks():
-            self._docker("stack", "rm", app.stack)
+        attempts = RM_ATTEMPTS
+        while stack.services() or stack.networks():
+            try:
+                self._docker("stack", "rm", app.stack)
+                break
+            except DeployError:
+                # Swarm refuses to remove a network a stopping task still uses ("is in use by
+                # task"), though the services are gone: once their containers are, rm again.
+                attempts -= 1
+                if attempts == 0 or stack.services():
+                    raise
+                stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
         stack.wait_gone(self.timeout, self.poll, self.sleep)
 
     def remove(self, app: AppName) -> None:

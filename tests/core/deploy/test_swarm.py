@@ -125,6 +125,44 @@ def test_chaos_deploy_labels_the_commit(
     assert Stack(docker_client, app.stack).gone()
 
 
+RACING_DOCKER = """#!/bin/sh
+# Like docker, but the first `stack rm` behaves as Swarm does when it races a stopping task for
+# the stack's network: the services go, the network stays, and it exits 1.
+if [ "$1 $2" = "stack rm" ] && [ ! -e "$0.raced" ]; then
+    touch "$0.raced"
+    docker service rm $(docker service ls -q --filter "label=com.docker.stack.namespace=$3")
+    echo "Failed to remove network x: network x is in use by task y" >&2
+    exit 1
+fi
+exec docker "$@"
+"""
+
+
+def test_undeploy_survives_the_network_in_use_race(
+    docker_client: docker.DockerClient,
+    catalog: Catalog,
+    make_app: Callable[[str], AppName],
+    web_image: str,
+    free_port: int,
+    tmp_path: Path,
+) -> None:
+    """A `docker stack rm` that leaves the network behind is retried once the tasks are gone."""
+    racing = tmp_path / "docker"
+    racing.write_text(RACING_DOCKER)
+    racing.chmod(0o755)
+    deployer = SwarmDeployer(docker_client, tmp_path / "apps", docker_cli=str(racing))
+    app = make_app("ccci-web")
+    with catalog.checkout("ccci-web", "1.1.0+1.1", tmp_path / "run") as co:
+        deployer.new(app, co, {"WEB_IMAGE": web_image, "HTTP_PORT": str(free_port)})
+        deployer.deploy(app, co)
+    stack = Stack(docker_client, app.stack)
+    assert stack.networks()
+
+    deployer.undeploy(app)
+
+    assert (True, True) == (racing.with_name("docker.raced").exists(), stack.gone())
+
+
 @pytest.mark.parametrize(
     ("version", "symptom"),
     [("1.0.0+unhealthy", "healthcheck unhealthy (exit 1)"), ("2.0.0+crashloop", "(exit 3)")],
