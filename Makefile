@@ -1,4 +1,4 @@
-# The two commands of the quick start live here: `make test` (and, later, `make demo`).
+# The two commands of the quick start live here: `make demo` and `make test`.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,8 +25,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The main job, for real on this machine's engine (swarm mode, root): see demo/warm.py.
 demo: $(STAMP)
-	bash demo/gate.sh
+	$(BIN)/python demo/warm.py
 
 # Benchmarks are not tests: each bench/*.py prints what it measured, side by side in one run.
 # The warmsnap bench needs root and the engine; BENCH_MB sets its data size (default 512).
