@@ -114,9 +114,8 @@ def main() -> int:
             "RECIPE": RECIPE,
         }
         say("the host agent on its Unix socket")
-        agent = subprocess.Popen(
-            [*CC_CI, "agent", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        agent = subprocess.Popen([*CC_CI, "agent", "serve"], env=env, **quiet)
         for _ in range(100):
             if subprocess.run([*CC_CI, "status"], env=env, capture_output=True).returncode == 0:
                 break
