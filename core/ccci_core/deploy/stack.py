@@ -18,6 +18,7 @@ from .errors import DeployError
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
 
 NAMESPACE = "com.docker.stack.namespace"  # set by `docker stack deploy` on services, volumes...
+_DONE = frozenset({"exited", "dead", "created"})  # container states that hold no process
 SECRET_OWNER = "ccci.stack"  # noqa: S105 - a label name, not a password; set by the swarm deployer on the secrets it generates
 
 
@@ -140,6 +141,25 @@ class Stack:
         """Return whether no service, task container or network of the stack is left."""
         return not (self.services() or self.containers() or self.networks())
 
+    def _reap_exited(self) -> list[Any]:
+        """Remove the stack's exited task containers; return the containers still there.
+
+        Call it once the services are gone: Swarm removes their exited task containers itself,
+        but only seconds later, and until then they still hold the stack's volumes.
+        """
+        left = []
+        for container in self.containers():
+            if container.status not in _DONE:
+                left.append(container)
+                continue
+            try:
+                container.remove()
+            except docker.errors.NotFound:
+                continue  # Swarm was quicker
+            except docker.errors.APIError:
+                left.append(container)  # a removal already in progress: wait for it
+        return left
+
     def wait_gone(
         self,
         timeout: float,
@@ -150,7 +170,7 @@ class Stack:
     ) -> None:
         """Wait until no service, container (and network) is left; else raise DeployError."""
         deadline = time.monotonic() + timeout
-        while self.services() or self.containers() or (networks and self.networks()):
+        while self.services() or self._reap_exited() or (networks and self.networks()):
             if time.monotonic() > deadline:
                 left = [c.name for c in self.containers()] + [s.name for s in self.services()]
                 left += [n.name for n in self.networks()] if networks else []
