@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ccci_core.atomic import write_text
 from ccci_core.errors import CcciError, ConfigError
+from ccci_core.names import realm_name
 
 from .agent import Lane
 from .cold import cold_lane
@@ -63,7 +64,7 @@ def perform(
             report.say(f"build: {request.build_link}")
         target = run.resolve()
         deps_keycloak = "keycloak" in run.apps.meta["DEPS"]
-        realm = f"{run.recipe}-{run.run_hex}" if deps_keycloak else None
+        realm = realm_name(run.recipe, run.run_hex) if deps_keycloak else None
         locks_canonical = lane == "quick" or should_promote(run, target, lane) is None
         with ExitStack() as held:
             with report.step("lease") as step:
