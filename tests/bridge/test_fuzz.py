@@ -136,17 +136,23 @@ def test_arbitrary_json(
     assert [] == list(upstream.calls)
 
 
+def _field(forge: str, data: st.DataObject) -> tuple[Any, Any, tuple[str, ...]]:
+    """Draw a field the bridge reads; return a fresh valid payload, the field's parent, its path."""
+    payload = copy.deepcopy(_valid(forge))
+    path = data.draw(st.sampled_from(sorted(FIELDS)))
+    parent = payload
+    for key in path[:-1]:
+        parent = parent[key]
+    return payload, parent, path
+
+
 @FUZZ
 @given(forge=forges, data=st.data())
 def test_wrongly_typed_fields(
     fuzz_app: flask.Flask, upstream: responses.RequestsMock, forge: str, data: st.DataObject
 ) -> None:
     """A command payload with any field the bridge reads retyped is a 400 (or ignored)."""
-    payload = copy.deepcopy(_valid(forge))
-    path = data.draw(st.sampled_from(sorted(FIELDS)))
-    parent = payload
-    for key in path[:-1]:
-        parent = parent[key]
+    payload, parent, path = _field(forge, data)
     parent[path[-1]] = data.draw(FIELDS[path])
 
     status = _send(fuzz_app, forge, encode(payload))
@@ -161,11 +167,7 @@ def test_missing_fields(
     fuzz_app: flask.Flask, upstream: responses.RequestsMock, forge: str, data: st.DataObject
 ) -> None:
     """A command payload missing any field the bridge reads is a 400 (or ignored)."""
-    payload = copy.deepcopy(_valid(forge))
-    path = data.draw(st.sampled_from(sorted(FIELDS)))
-    parent = payload
-    for key in path[:-1]:
-        parent = parent[key]
+    payload, parent, path = _field(forge, data)
     del parent[path[-1]]
 
     status = _send(fuzz_app, forge, encode(payload))
