@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the demo borrows the test suite's image and recipe builders
 
-from tests.deploy_fixtures import RECIPES, build_recipe_repo  # noqa: E402
+from tests.deploy_fixtures import RECIPES, build_recipe_repo, unused_port  # noqa: E402
 from tests.gitrepo import commit, git  # noqa: E402
 from tests.images import ensure_busybox_image  # noqa: E402
 
@@ -87,9 +86,7 @@ def main() -> int:
         build_recipe_repo(RECIPES / RECIPE, repo)
         pull_request(repo, 1, "APP_VERSION=1.1", "APP_VERSION=1.1\n      - PR=1")
         pull_request(repo, 2, "${WEB_IMAGE}", bad)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = unused_port()
         tests = work / "tests" / RECIPE
         tests.mkdir(parents=True)
         (tests / "recipe_meta.py").write_text(

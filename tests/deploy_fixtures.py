@@ -49,6 +49,13 @@ def build_recipe_repo(source: Path, dest: Path) -> list[str]:
     return tags
 
 
+def unused_port() -> int:
+    """Return a TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def recipes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recipes directory holding every test recipe as a git repository."""
@@ -89,9 +96,7 @@ def web_image(busybox_image: str) -> Iterator[str]:
 @pytest.fixture
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return unused_port()
 
 
 def _reap(client: docker.DockerClient, stack_name: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -36,7 +35,14 @@ from ccci_plugin.report import RunReport
 from ccci_plugin.request import RunRequest
 from ccci_plugin.run import perform
 from tests.agent_server import running_agent
-from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, SUFFIX, _reap, build_recipe_repo
+from tests.deploy_fixtures import (
+    BASE_DOMAIN,
+    RECIPES,
+    SUFFIX,
+    _reap,
+    build_recipe_repo,
+    unused_port,
+)
 from tests.gitrepo import commit, git
 
 RECIPE = "ccci-web"
@@ -137,9 +143,7 @@ def plugin_recipes(tmp_path_factory: pytest.TempPathFactory, bad_image: str) -> 
 @pytest.fixture(scope="module")
 def http_port() -> int:
     """A loopback port for the test recipe's host-mode publish (one app at a time)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return unused_port()
 
 
 @pytest.fixture(scope="module")
