@@ -7,6 +7,7 @@ Every error is JSON ``{"error", "reason", "details"}`` with a 4xx/5xx status; no
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from collections.abc import Callable
@@ -51,13 +52,18 @@ def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: A
     """Build the agent's services from settings (the engine defaults to the local Docker)."""
     state = StateDir(settings.state_dir)
     engine = engine if engine is not None else DockerEngine.from_env()
+    alerts = Alerts(state)
     return Agent(
         settings=settings,
         state=state,
         canonicals=Canonicals(
-            state, engine, settings.domain, **({"wait_timeout": settings.volume_wait} | snap)
+            state,
+            engine,
+            settings.domain,
+            alerts,
+            **({"wait_timeout": settings.volume_wait} | snap),
         ),
-        alerts=Alerts(state),
+        alerts=alerts,
         leases=Leases(state, settings.max_tests),
         infra=InfraVersions(state),
     )
@@ -75,6 +81,13 @@ class PromoteBody(Body):
     domain: str = Field(max_length=253)
     version: str = Field(max_length=200)
     commit: str = Field(max_length=64)
+    seed: str | None = Field(default=None, max_length=64)  # the token of the seeded deploy
+
+
+class SeedBody(Body):
+    """Start a re-seed: the version the green cold run is about to deploy on the canonical."""
+
+    version: str = Field(max_length=200)
 
 
 class MarkBody(Body):
@@ -200,7 +213,15 @@ def snapshot(recipe: str) -> Response:
     agent = _agent()
     if body is None:
         return jsonify(agent.canonicals.snapshot(recipe))
-    return jsonify(agent.canonicals.promote(recipe, body.domain, body.version, body.commit))
+    return jsonify(
+        agent.canonicals.promote(recipe, body.domain, body.version, body.commit, body.seed)
+    )
+
+
+@v1.post("/canonicals/<recipe>/seed")
+def seed(recipe: str) -> Response:
+    """Start a re-seed of a clean canonical; answer the token its promote must carry."""
+    return jsonify(_agent().canonicals.seed(recipe, _require(SeedBody).version))
 
 
 @v1.post("/canonicals/<recipe>/restore")
@@ -312,6 +333,9 @@ def create_app(
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return _error(507, "StorageFull", f"no space left on device{where}; nothing changed")
         log.exception("unexpected error")
         return _error(500, "InternalError", f"{type(exc).__name__}: {exc}")
 

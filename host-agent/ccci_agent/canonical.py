@@ -11,6 +11,16 @@ touched it (``dirty``); a pending restore always reads as dirty. That live state
 deployed or idle) is kept in ``live.json`` beside the registry and overlaid on it when read:
 ``canonical.json`` is written only by promote, so a quick run — which never promotes — leaves it
 byte-identical.
+
+A dirty volume or a pending restore must be restored before it can become a known-good again: a
+re-take is refused ("restore first"), and so is a promote, except the one a green cold run makes
+from its own deploy. That run first asks for a **seed** (:meth:`Canonicals.seed`, allowed only on
+clean data), deploys the canonical at the green version, and promotes with the seed's token. Any
+other mark of the volume as dirty (a quick run) voids the seed.
+
+A state file that cannot be read is reported, never fatal: the canonical reads as ``corrupt`` with
+the file named (and an alert), a live state that cannot be read as dirty, a restore-pending marker
+as pending; the other canonicals are served as usual.
 """
 
 from __future__ import annotations
@@ -27,9 +37,10 @@ from ccci_core.errors import InvalidName
 from ccci_core.names import canonical_app, validate_recipe
 from ccci_core.versions import Version
 
+from .alerts import Alerts
 from .engine import Engine
-from .errors import Conflict, NotFound
-from .store import StateDir, read_json, remove_durably
+from .errors import AgentError, Conflict, NotFound, SnapshotCorrupt, StateCorrupt
+from .store import StateDir, quarantine, read_json, remove_durably
 from .warmsnap import Warmsnap, now_iso
 
 Status = Literal["idle", "deployed"]
@@ -64,28 +75,83 @@ def validate_canonical_domain(recipe: str, domain: object, base_domain: str) -> 
 class Canonicals:
     """Read and change the registry; every change holds the app's lock."""
 
-    def __init__(self, state: StateDir, engine: Engine, base_domain: str, **snap: Any) -> None:
+    def __init__(
+        self,
+        state: StateDir,
+        engine: Engine,
+        base_domain: str,
+        alerts: Alerts | None = None,
+        **snap: Any,
+    ) -> None:
         self.state = state
         self.engine = engine
         self.base_domain = base_domain
+        self.alerts = alerts if alerts is not None else Alerts(state)
         self.warmsnap = Warmsnap(state, engine, **snap)
 
     def _lock(self, recipe: str) -> Any:
         self.state.app(recipe)  # validates, reserved names included, before a lock file exists
         return self.state.lock(f"app-{recipe}")
 
+    def _alert(self, kind: str, recipe: str, error: AgentError) -> None:
+        """Raise one alert per distinct broken thing (the message is the dedupe key's tail)."""
+        self.alerts.raise_(kind, recipe, f"{kind}:{recipe}:{error.message}", error.message, {})
+
+    def _read(self, recipe: str, path: Any) -> Any:
+        try:
+            return read_json(path)
+        except AgentError as exc:
+            error = StateCorrupt(
+                f"{recipe}: {path.name} cannot be read ({exc.message})", path=str(path)
+            )
+            self._alert("state-corrupt", recipe, error)
+            raise error from exc
+
+    def _live(self, recipe: str) -> dict[str, Any]:
+        """Return the live state; one that cannot be read reads as dirty (the safe side)."""
+        try:
+            live = self._read(recipe, self.state.live(recipe))
+        except StateCorrupt as exc:
+            return {"volume": "dirty", "live_corrupt": exc.message}
+        return dict(live) if isinstance(live, dict) else {}
+
     def _record(self, recipe: str) -> dict[str, Any] | None:
-        record = read_json(self.state.canonical(recipe))
+        record = self._read(recipe, self.state.canonical(recipe))
         if record is None:
             return None
-        return {**record, **(read_json(self.state.live(recipe)) or {})}
+        if not isinstance(record, dict):
+            raise StateCorrupt(f"{recipe}: canonical.json is not an object")
+        return {**record, **self._live(recipe)}
+
+    def _manifest(self, recipe: str) -> dict[str, Any] | None:
+        try:
+            return self.warmsnap.manifest(recipe)
+        except SnapshotCorrupt as exc:
+            self._alert("snapshot-corrupt", recipe, exc)
+            raise
 
     def view(self, recipe: str) -> dict[str, Any]:
-        """Return the registry entry of ``recipe`` with its snapshot and restore state."""
-        record = self._record(recipe)
+        """Return the registry entry of ``recipe`` with its snapshot and restore state.
+
+        What cannot be read is reported in ``corrupt`` (and alerted), never raised.
+        """
+        corrupt: list[str] = []
+        try:
+            record = self._record(recipe)
+        except StateCorrupt as exc:
+            corrupt.append(exc.message)
+            record = {"recipe": recipe, "status": "corrupt", "volume": "dirty"}
         if record is None:
             raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
-        manifest = self.warmsnap.manifest(recipe)
+        if "live_corrupt" in record:
+            corrupt.append(record.pop("live_corrupt"))
+        seed = record.pop("seed", None)
+        record["seeding"] = seed.get("version") if isinstance(seed, dict) else None
+        try:
+            manifest = self._manifest(recipe)
+        except SnapshotCorrupt as exc:
+            corrupt.append(exc.message)
+            manifest = None
         pending = self.warmsnap.pending_restore(recipe)
         snapshot = None
         if manifest is not None:
@@ -96,25 +162,73 @@ class Canonicals:
                 "created": manifest["created"],
                 "age_seconds": int((datetime.now(UTC) - created).total_seconds()),
                 "volumes": [v["name"] for v in manifest["volumes"]],
+                "skipped": list(manifest.get("skipped", [])),
             }
         record["snapshot"] = snapshot
         record["restore_pending"] = pending
+        record["corrupt"] = corrupt
         if pending is not None:
             record["volume"] = "dirty"
         return record
 
     def all(self) -> list[dict[str, Any]]:
-        """Return every registry entry."""
+        """Return every registry entry (a broken one is reported as corrupt, not raised)."""
         return [self.view(r) for r in self.state.apps() if self.state.canonical(r).is_file()]
 
-    def promote(self, recipe: str, domain: str, version: str, commit: str) -> dict[str, Any]:
-        """Snapshot the (undeployed) canonical of ``recipe`` and record it as known-good."""
+    def _require_clean_or_seeded(self, recipe: str, seed: str | None, version: str) -> None:
+        """Refuse to make a touched volume the known-good, unless it is the seeded deploy."""
+        if self.warmsnap.pending_restore(recipe) is not None:
+            raise Conflict(
+                f"{recipe}: a restore is pending; restore first (cc-ci restore {recipe})"
+            )
+        record = self._record(recipe)
+        if record is None or record.get("volume") != "dirty":
+            return
+        expected = record.get("seed")
+        if (
+            seed is not None
+            and isinstance(expected, dict)
+            and secrets.compare_digest(str(expected.get("token", "")), seed)
+            and expected.get("version") == version
+        ):
+            return
+        raise Conflict(
+            f"{recipe}: its volume is dirty (another version touched it); restore first "
+            f"(cc-ci restore {recipe}) — only a green cold run's own deploy may promote it"
+        )
+
+    def seed(self, recipe: str, version: str) -> dict[str, Any]:
+        """Start a re-seed at ``version``: mark deployed and dirty, return the token to promote."""
+        Version.parse(version)
+        with self._lock(recipe):
+            if self._record(recipe) is None:
+                raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
+            self._require_clean_or_seeded(recipe, None, version)
+            token = secrets.token_hex(16)
+            self._update(
+                recipe,
+                status="deployed",
+                volume="dirty",
+                seed={"token": token, "version": version, "since": now_iso()},
+            )
+        view = self.view(recipe)
+        view["seed"] = token
+        return view
+
+    def promote(
+        self, recipe: str, domain: str, version: str, commit: str, seed: str | None = None
+    ) -> dict[str, Any]:
+        """Snapshot the (undeployed) canonical of ``recipe`` and record it as known-good.
+
+        A canonical whose volume is dirty is promoted only with the token of its current seed.
+        """
         self.state.app(recipe)
         validate_canonical_domain(recipe, domain, self.base_domain)
         Version.parse(version)
         validate_commit(commit)
         stack = domain.replace(".", "_")
         with self._lock(recipe):
+            self._require_clean_or_seeded(recipe, seed, version)
             app = self.state.app(recipe)
             fresh = not app.exists()
             app.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -135,7 +249,7 @@ class Canonicals:
         return self.view(recipe)
 
     def snapshot(self, recipe: str) -> dict[str, Any]:
-        """Re-take the known-good of ``recipe`` at its recorded version."""
+        """Re-take the known-good of ``recipe`` at its recorded version (refused while dirty)."""
         record = self._record(recipe)
         if record is None:
             raise NotFound(f"{recipe} is not a canonical; promote it first", recipe=recipe)
@@ -154,8 +268,12 @@ class Canonicals:
         with self._lock(recipe):
             if self._record(recipe) is None:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
-            result = self.warmsnap.restore(recipe)
-            self._update(recipe, volume="clean", status="idle")
+            try:
+                result = self.warmsnap.restore(recipe)
+            except SnapshotCorrupt as exc:
+                self._alert("snapshot-corrupt", recipe, exc)
+                raise
+            self._update(recipe, volume="clean", status="idle", seed=None)
         view = self.view(recipe)
         view["restored"] = result
         return view
@@ -169,12 +287,24 @@ class Canonicals:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
             if volume == "clean" and self.warmsnap.pending_restore(recipe) is not None:
                 raise Conflict(f"{recipe}: a restore is pending; its volume is not clean")
-            self._update(recipe, status=status, volume=volume)
+            if volume == "clean" and self._live(recipe).get("volume") == "dirty":
+                raise Conflict(f"{recipe}: its volume is dirty; only a restore makes it clean")
+            # Whoever dirties the volume now is not the seeded deploy: the seed is void.
+            self._update(recipe, status=status, volume=volume, seed=None if volume else ...)
         return self.view(recipe)
 
     def _update(self, recipe: str, **fields: Any) -> None:
-        live = dict(read_json(self.state.live(recipe)) or {})
-        live.update({k: v for k, v in fields.items() if v is not None}, live_ts=now_iso())
+        """Merge ``fields`` into the live state (None removes a field, ``...`` keeps it)."""
+        live = self._live(recipe)
+        corrupt = live.pop("live_corrupt", None)
+        for key, value in fields.items():
+            if value is None:
+                live.pop(key, None)
+            elif value is not ...:
+                live[key] = value
+        live["live_ts"] = now_iso()
+        if corrupt is not None:
+            quarantine(self.state.live(recipe))
         write_json(self.state.live(recipe), live)
 
     def prune_stale(self, enrolled: Iterable[str]) -> dict[str, Any]:
@@ -211,20 +341,42 @@ class Canonicals:
             shutil.rmtree(trash)
 
     def recover(self) -> list[str]:
-        """Clean what crashes left and repair ``canonical.json`` from the committed manifest."""
+        """Clean what crashes left and repair ``canonical.json`` from the committed manifest.
+
+        Never raises for one canonical: what cannot be repaired is reported (and alerted), so the
+        agent always starts and serves the others.
+        """
         actions = []
         if self.state.root.is_dir():
             for trash in self.state.root.glob(f"{TRASH_PREFIX}*"):
                 shutil.rmtree(trash)
                 actions.append(f"removed {trash.name}")
         for recipe in self.state.apps():
-            with self._lock(recipe):
-                actions += [f"{recipe}: {a}" for a in self.warmsnap.recover(recipe)]
-                manifest = self.warmsnap.manifest(recipe)
-                record = self._record(recipe)
-                if manifest is not None and (record or {}).get("snapshot_id") != manifest["id"]:
-                    self._write_from_manifest(recipe, manifest)
-                    actions.append(f"{recipe}: recorded snapshot {manifest['id']}")
-                if self.warmsnap.pending_restore(recipe) is not None:
-                    actions.append(f"{recipe}: restore pending (retry: cc-ci restore {recipe})")
+            try:
+                with self._lock(recipe):
+                    actions += [f"{recipe}: {a}" for a in self._recover(recipe)]
+            except (AgentError, OSError) as exc:
+                reason = exc.message if isinstance(exc, AgentError) else str(exc)
+                actions.append(f"{recipe}: not recovered: {reason}")
+        return actions
+
+    def _recover(self, recipe: str) -> list[str]:
+        actions = list(self.warmsnap.recover(recipe))
+        try:
+            manifest = self._manifest(recipe)
+        except SnapshotCorrupt as exc:
+            return [*actions, f"snapshot corrupt, kept for inspection: {exc.message}"]
+        try:
+            record = self._record(recipe)
+        except StateCorrupt as exc:
+            if manifest is None:
+                return [*actions, f"{exc.message}; no snapshot to repair it from"]
+            moved = quarantine(self.state.canonical(recipe))
+            record = None
+            actions.append(f"{exc.message}; moved to {moved.name}")
+        if manifest is not None and (record or {}).get("snapshot_id") != manifest["id"]:
+            self._write_from_manifest(recipe, manifest)
+            actions.append(f"recorded snapshot {manifest['id']}")
+        if self.warmsnap.pending_restore(recipe) is not None:
+            actions.append(f"restore pending (retry: cc-ci restore {recipe})")
         return actions

@@ -6,7 +6,9 @@
         ├── NotFound            404: no such canonical, snapshot, alert or lease
         ├── Conflict            409: the volume is in use, a restore is pending, the app is deployed
         ├── LeaseRefused        409: MAX_TESTS live runs already hold a lease (``held`` lists them)
-        ├── SnapshotCorrupt     500: a manifest or a tar does not verify
+        ├── SnapshotCorrupt     500: a manifest or a tar does not verify (an alert is raised)
+        ├── StateCorrupt        500: a state file cannot be read (``path``; reported, alerted)
+        ├── StorageFull         507: the state directory's or a volume's filesystem is full
         ├── EngineError         502: Docker failed (mapped from ``docker.errors`` in ``engine``)
         ├── TarError            500: GNU tar failed (``returncode`` and the tail of stderr)
         └── Forbidden           403: the peer is neither root nor in the socket's group
@@ -51,6 +53,16 @@ class LeaseRefused(Conflict):
 
 class SnapshotCorrupt(AgentError):
     """Report a snapshot whose manifest or tar does not verify."""
+
+
+class StateCorrupt(AgentError):
+    """Report a state file (registry, live state, marker) that cannot be read."""
+
+
+class StorageFull(AgentError):
+    """Report a write that found no space left; what was there before is intact."""
+
+    status = 507
 
 
 class EngineError(AgentError):

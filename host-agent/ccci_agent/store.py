@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,15 @@ def remove_durably(path: Path) -> None:
     except FileNotFoundError:
         return
     fsync_dir(path.parent)
+
+
+def quarantine(path: Path) -> Path:
+    """Move a file that cannot be read aside (``<name>.corrupt-<utc>``), durably; return it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    path.rename(target)
+    fsync_dir(path.parent)
+    return target
 
 
 class StateDir:

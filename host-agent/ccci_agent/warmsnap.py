@@ -12,6 +12,12 @@ before touching a volume and removes it only when every volume holds exactly the
 extracted, synced). A crash in between leaves the marker: snapshots and deploys are refused until a
 retried restore succeeds.
 
+Both refuse what they cannot do exactly: a volume of another driver or with driver options (its
+data is not in its mountpoint), a mount point inside a volume (tar stays on one filesystem; a clear
+must never reach through it), a same-named volume of another stack. A container that holds a volume
+(see ``engine``) before, or mounts it during, the archive or extract window makes the snapshot go
+or leaves the restore pending. What tar skipped (Unix sockets) is listed in the manifest.
+
 The agent runs as root and tars each volume's mountpoint directly (numeric owners, modes, symlinks,
 hard links, sparse files, xattrs and ACLs), which keeps throughput close to plain GNU tar. Callers
 hold the app's lock (see ``canonical``); nothing here locks.
@@ -21,16 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +47,15 @@ from typing import IO, Any
 from ccci_core.atomic import TMP_PREFIX, fsync_dir, write_json
 
 from .engine import Engine, Volume, check_volume_name
-from .errors import Conflict, NotFound, SnapshotCorrupt, TarError
+from .errors import (
+    AgentError,
+    Conflict,
+    EngineError,
+    NotFound,
+    SnapshotCorrupt,
+    StorageFull,
+    TarError,
+)
 from .store import StateDir, read_json, remove_durably
 
 MANIFEST = "manifest.json"
@@ -53,6 +69,10 @@ TAR_COMMON = (
 )
 TAR_CREATE = ("--create", "--sparse", "--format=posix", "--one-file-system", *TAR_COMMON)
 TAR_EXTRACT = ("--extract", "--same-owner", "--same-permissions", *TAR_COMMON)
+TAR_TIMEOUT = 6 * 3600  # a restore of a huge volume; never forever
+FILE_MODE = 0o640
+FULL = (errno.ENOSPC, errno.EDQUOT)
+MOUNTINFO = Path("/proc/self/mountinfo")
 
 
 def _die_with_parent() -> None:
@@ -94,13 +114,112 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _unescape(field: str) -> str:
+    """Decode the octal escapes of ``/proc/self/mountinfo`` (``\\040`` is a space)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_inside(path: Path, mountinfo: Path = MOUNTINFO) -> list[str]:
+    """Return the mount points strictly inside ``path`` (bind mounts of one filesystem too)."""
+    root = str(path.resolve()).rstrip("/") + "/"
+    found = []
+    for line in mountinfo.read_text().splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:
+            point = _unescape(fields[4])
+            if point.startswith(root):
+                found.append(point)
+    return sorted(found)
+
+
 def clear_directory(path: Path) -> None:
-    """Remove everything inside ``path`` (never following symlinks), keeping ``path`` itself."""
+    """Remove everything inside ``path`` (never following symlinks), keeping ``path`` itself.
+
+    A mount point inside ``path`` is refused before anything is removed: deleting through it would
+    delete another filesystem's files.
+    """
+    inside = mounts_inside(path)
+    if inside:
+        raise Conflict(
+            f"{path} holds mount points ({', '.join(inside)}): refusing to clear through them",
+            mounts=inside,
+        )
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
         else:
             Path(entry.path).unlink()
+
+
+def check_plain(volumes: Sequence[Volume]) -> None:
+    """Refuse volumes whose data is not plainly their mountpoint's files on one filesystem."""
+    for volume in volumes:
+        if volume.driver != "local" or volume.options:
+            options = ",".join(f"{k}={v}" for k, v in sorted(volume.options.items())) or "none"
+            raise Conflict(
+                f"volume {volume.name} uses driver {volume.driver!r} with options {options}: "
+                "warmsnap keeps only plain local volumes (their data is not in the mountpoint)",
+                volume=volume.name,
+            )
+        inside = mounts_inside(volume.mountpoint)
+        if inside:
+            raise Conflict(
+                f"volume {volume.name} has mount points inside it ({', '.join(inside)}): "
+                "its data is not one filesystem; unmount them first",
+                volume=volume.name,
+                mounts=inside,
+            )
+
+
+def skipped_by_tar(stderr: str) -> list[str]:
+    """Return the members tar reported and left out (``socket ignored``)."""
+    found = []
+    for line in stderr.splitlines():
+        head, sep, _ = line.rpartition(": socket ignored")
+        if sep:
+            found.append(head.split(": ", 1)[-1])
+    return found
+
+
+@contextlib.contextmanager
+def _storage(what: str, intact: str) -> Iterator[None]:
+    """Turn a full filesystem into StorageFull naming ``what`` and what stayed ``intact``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in FULL:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StorageFull(f"no space left writing {what}{where}; {intact}") from exc
+
+
+def _load_manifest(recipe: str, generation: Path) -> dict[str, Any]:
+    """Return the manifest of ``generation`` if it has the shape we wrote, else SnapshotCorrupt."""
+    where = f"{recipe}: {generation.name}/{MANIFEST}"
+    try:
+        manifest = read_json(generation / MANIFEST)
+    except AgentError as exc:
+        raise SnapshotCorrupt(f"{where} cannot be read: {exc.message}", recipe=recipe) from exc
+    try:
+        if not isinstance(manifest, dict):
+            raise TypeError("not an object")
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"unknown format {manifest.get('format')!r}")
+        for key, kind in (("id", str), ("stack", str), ("created", str), ("size", int)):
+            if not isinstance(manifest.get(key), kind):
+                raise TypeError(f"{key} is not a {kind.__name__}")
+        if not isinstance(manifest.get("canonical"), dict):
+            raise TypeError("canonical is not an object")
+        if not isinstance(manifest.get("volumes"), list):
+            raise TypeError("volumes is not a list")
+        for entry in manifest["volumes"]:
+            check_volume_name(entry["name"])
+            if not isinstance(entry["sha256"], str) or not isinstance(entry["size"], int):
+                raise TypeError(f"volume {entry['name']} has no sha256 or size")
+    except (TypeError, ValueError, KeyError, EngineError) as exc:
+        reason = exc.message if isinstance(exc, EngineError) else str(exc)
+        raise SnapshotCorrupt(f"{where} is malformed: {reason}", recipe=recipe) from exc
+    return manifest
 
 
 @dataclass
@@ -126,20 +245,21 @@ class Warmsnap:
         return target if (target / MANIFEST).is_file() else None
 
     def manifest(self, recipe: str) -> dict[str, Any] | None:
-        """Return the manifest of the last-good snapshot of ``recipe``, if any."""
+        """Return the manifest of the last-good snapshot of ``recipe``, if any (checked for shape).
+
+        A manifest that cannot be read or has the wrong shape raises SnapshotCorrupt.
+        """
         current = self.current(recipe)
-        return None if current is None else read_json(current / MANIFEST)
+        return None if current is None else _load_manifest(recipe, current)
 
     def verify(self, recipe: str) -> dict[str, Any]:
         """Return the manifest after checking every tar's size and sha256, else raise."""
         current = self.current(recipe)
-        manifest = None if current is None else read_json(current / MANIFEST)
+        manifest = None if current is None else _load_manifest(recipe, current)
         if current is None or manifest is None:
             raise NotFound(f"{recipe} has no snapshot", recipe=recipe)
-        if manifest.get("format") != FORMAT:
-            raise SnapshotCorrupt(f"{recipe}: unknown manifest format {manifest.get('format')!r}")
         for entry in manifest["volumes"]:
-            path = current / f"{check_volume_name(entry['name'])}.tar"
+            path = current / f"{entry['name']}.tar"
             try:
                 digest, size = hash_file(path)
             except OSError as exc:
@@ -148,12 +268,18 @@ class Warmsnap:
                 raise SnapshotCorrupt(
                     f"{recipe}: {path.name} does not match its manifest", volume=entry["name"]
                 )
-        return dict(manifest)
+        return manifest
 
     def pending_restore(self, recipe: str) -> dict[str, Any] | None:
-        """Return the restore-pending marker of ``recipe``, if a restore did not finish."""
-        marker = read_json(self.state.restore_pending(recipe))
-        return None if marker is None else dict(marker)
+        """Return the restore-pending marker of ``recipe``, if a restore did not finish.
+
+        A marker that cannot be read still means pending: its volumes may be half-written.
+        """
+        try:
+            marker = read_json(self.state.restore_pending(recipe))
+        except AgentError as exc:
+            return {"corrupt": exc.message}
+        return dict(marker) if isinstance(marker, dict) else None if marker is None else {}
 
     # -- guards --------------------------------------------------------------------------------
 
@@ -162,12 +288,15 @@ class Warmsnap:
         if services:
             raise Conflict(f"stack {stack} is deployed ({', '.join(services)})", services=services)
 
+    def _holders(self, volumes: Sequence[Volume]) -> dict[str, list[str]]:
+        found = {v.name: self.engine.volume_holders(v) for v in volumes}
+        return {name: users for name, users in found.items() if users}
+
     def wait_unused(self, volumes: Sequence[Volume]) -> None:
-        """Wait until no container (running or stopped) references any of ``volumes``."""
+        """Wait until no container (running or stopped) holds any of ``volumes``."""
         deadline = self.monotonic() + self.wait_timeout
         while True:
-            holders = {v.name: self.engine.volume_holders(v.name) for v in volumes}
-            holders = {name: users for name, users in holders.items() if users}
+            holders = self._holders(volumes)
             if not holders:
                 return
             if self.monotonic() >= deadline:
@@ -178,43 +307,63 @@ class Warmsnap:
                 )
             self.sleep(self.poll_interval)
 
+    def _require_untouched(self, stack: str, volumes: Sequence[Volume], mounts: list[str]) -> None:
+        """Refuse when anything deployed, held or mounted the volumes during the window."""
+        self._require_undeployed(stack)
+        holders = self._holders(volumes)
+        if mounts or holders:
+            listed = mounts + [f"{n}: {', '.join(u)}" for n, u in sorted(holders.items())]
+            raise Conflict(
+                f"{stack}: a container used its volumes meanwhile ({'; '.join(listed)})",
+                holders=holders,
+                mounts=mounts,
+            )
+
     # -- snapshot ------------------------------------------------------------------------------
 
     def snapshot(self, recipe: str, stack: str, record: dict[str, Any]) -> dict[str, Any]:
         """Take a new last-good of ``stack``'s volumes for ``recipe`` and flip it in atomically."""
         if self.pending_restore(recipe) is not None:
-            raise Conflict(f"{recipe}: a restore is pending; restore before snapshotting")
+            raise Conflict(
+                f"{recipe}: a restore is pending; restore first (cc-ci restore {recipe})"
+            )
         self._require_undeployed(stack)
         volumes = self.engine.stack_volumes(stack)
+        if not volumes:
+            raise Conflict(f"stack {stack} has no volumes: there is nothing to snapshot")
+        check_plain(volumes)
         self.wait_unused(volumes)
         app = self.state.app(recipe)
+        previous = self.current(recipe)
+        intact = f"the previous snapshot {previous.name} is intact" if previous else "no snapshot"
         generations = self.state.snapshots(recipe)
-        generations.mkdir(mode=0o750, parents=True, exist_ok=True)
         snapshot_id = new_snapshot_id()
         gen = generations / snapshot_id
-        gen.mkdir(mode=0o750)
-        try:
-            entries = [self._tar_volume(volume, gen / f"{volume.name}.tar") for volume in volumes]
-            # Someone attached while we read: the tars may be torn, so this generation goes.
-            self._require_undeployed(stack)
-            if any(self.engine.volume_holders(v.name) for v in volumes):
-                raise Conflict(f"{stack}: a container attached to its volumes during the snapshot")
-        except BaseException:
-            shutil.rmtree(gen, ignore_errors=True)
-            raise
-        manifest = {
-            "format": FORMAT,
-            "id": snapshot_id,
-            "created": now_iso(),
-            "recipe": recipe,
-            "stack": stack,
-            "canonical": record,
-            "tar": self._tar_version(),
-            "volumes": entries,
-            "size": sum(e["size"] for e in entries),
-        }
-        write_json(gen / MANIFEST, manifest)
-        fsync_dir(generations)
+        with _storage(f"snapshot {snapshot_id} of {recipe}", intact):
+            generations.mkdir(mode=0o750, parents=True, exist_ok=True)
+            gen.mkdir(mode=0o750)
+            try:
+                with self.engine.watch_mounts(volumes) as watch:
+                    entries = [self._tar_volume(v, gen / f"{v.name}.tar") for v in volumes]
+                # Someone attached while we read: the tars may be torn, so this generation goes.
+                self._require_untouched(stack, volumes, watch.mounts)
+                manifest = {
+                    "format": FORMAT,
+                    "id": snapshot_id,
+                    "created": now_iso(),
+                    "recipe": recipe,
+                    "stack": stack,
+                    "canonical": record,
+                    "tar": self._tar_version(),
+                    "volumes": entries,
+                    "size": sum(e["size"] for e in entries),
+                    "skipped": [f"{e['name']}:{p}" for e in entries for p in e["skipped"]],
+                }
+                write_json(gen / MANIFEST, manifest)
+                fsync_dir(generations)
+            except BaseException:
+                shutil.rmtree(gen, ignore_errors=True)
+                raise
         self._flip(app, snapshot_id)
         self._drop_other_generations(recipe, keep=snapshot_id)
         return manifest
@@ -230,11 +379,15 @@ class Warmsnap:
             fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, CHUNK)
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
-        with tempfile.TemporaryFile() as errors, target.open("xb", buffering=0) as out:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with tempfile.TemporaryFile() as errors, os.fdopen(fd, "wb", buffering=0) as out:
             try:
                 proc = subprocess.Popen(
                     argv, stdout=write_end, stderr=errors, preexec_fn=_die_with_parent
                 )
+            except OSError as exc:
+                os.close(read_end)
+                raise TarError(f"cannot run {self.tar}: {exc}", argv=argv) from exc
             finally:
                 os.close(write_end)
             try:
@@ -249,23 +402,32 @@ class Warmsnap:
                 os.close(read_end)
                 code = proc.wait()
             os.fsync(out.fileno())
-            self._check_tar(argv, code, errors)
+            stderr = self._check_tar(argv, code, errors)
         return {
             "name": volume.name,
             "file": target.name,
             "size": size,
             "sha256": digest.hexdigest(),
+            "skipped": skipped_by_tar(stderr),
         }
 
-    def _check_tar(self, argv: list[str], code: int, errors: IO[bytes]) -> None:
+    def _check_tar(self, argv: list[str], code: int, errors: IO[bytes]) -> str:
+        """Return tar's stderr, or raise TarError when it failed."""
         errors.seek(0)
-        tail = errors.read()[-2000:].decode(errors="replace").strip()
+        stderr = errors.read().decode(errors="replace")
         # GNU tar exits 1 when a file changed while being read: the volume was not idle.
         if code != 0:
+            tail = stderr[-2000:].strip()
             raise TarError(f"tar exited {code}: {tail}", argv=argv, returncode=code)
+        return stderr
 
     def _tar_version(self) -> str:
-        done = subprocess.run([self.tar, "--version"], capture_output=True, check=False, timeout=30)
+        try:
+            done = subprocess.run(
+                [self.tar, "--version"], capture_output=True, check=False, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return "?"
         return done.stdout.decode(errors="replace").splitlines()[0] if done.stdout else "?"
 
     def _flip(self, app: Path, snapshot_id: str) -> None:
@@ -301,16 +463,36 @@ class Warmsnap:
         self._require_undeployed(stack)
         present = {v.name: v for v in self.engine.stack_volumes(stack)}
         wanted = [e["name"] for e in manifest["volumes"]]
-        self.wait_unused(list(present.values()))
-        write_json(
-            self.state.restore_pending(recipe),
-            {"snapshot": manifest["id"], "volumes": wanted, "since": now_iso()},
-        )
         for name in wanted:
-            volume = present.get(name) or self.engine.create_volume(name, stack)
-            clear_directory(volume.mountpoint)
-            self._untar(current / f"{name}.tar", volume.mountpoint)
-            _syncfs(volume.mountpoint)
+            if name not in present:
+                # Never clear a same-named volume someone else owns: only this stack's.
+                other = self.engine.volume(name)
+                if other is not None:
+                    owner = f"stack {other.stack}" if other.stack else "no stack"
+                    raise Conflict(
+                        f"volume {name} exists but is labelled for {owner}, not {stack}: "
+                        "refusing to clear it",
+                        volume=name,
+                    )
+        check_plain(list(present.values()))
+        self.wait_unused(list(present.values()))
+        for name in wanted:
+            if name not in present:
+                present[name] = self.engine.create_volume(name, stack)
+        volumes = list(present.values())
+        with _storage(f"the restore-pending marker of {recipe}", "no volume was touched"):
+            write_json(
+                self.state.restore_pending(recipe),
+                {"snapshot": manifest["id"], "volumes": wanted, "since": now_iso()},
+            )
+        with self.engine.watch_mounts(volumes) as watch:
+            for name in wanted:
+                volume = present[name]
+                clear_directory(volume.mountpoint)
+                self._untar(recipe, current / f"{name}.tar", volume)
+                _syncfs(volume.mountpoint)
+        # A holder that came during the extract may have written: the marker stays, retry later.
+        self._require_untouched(stack, volumes, watch.mounts)
         # A volume the known-good version did not have belongs to the version that touched it.
         extra = sorted(set(present) - set(wanted))
         for name in extra:
@@ -318,17 +500,33 @@ class Warmsnap:
         remove_durably(self.state.restore_pending(recipe))
         return {"snapshot": manifest["id"], "volumes": wanted, "removed": extra}
 
-    def _untar(self, archive: Path, directory: Path) -> None:
-        argv = [self.tar, *TAR_EXTRACT, f"--directory={directory}", f"--file={archive}"]
+    def _untar(self, recipe: str, archive: Path, volume: Volume) -> None:
+        argv = [self.tar, *TAR_EXTRACT, f"--directory={volume.mountpoint}", f"--file={archive}"]
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.run(
-                argv,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-                check=False,
-                preexec_fn=_die_with_parent,
-            )
-            self._check_tar(argv, proc.returncode, errors)
+            try:
+                proc = subprocess.run(
+                    argv,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    check=False,
+                    timeout=TAR_TIMEOUT,
+                    preexec_fn=_die_with_parent,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise TarError(f"cannot run {self.tar}: {exc}", argv=argv) from exc
+            try:
+                self._check_tar(argv, proc.returncode, errors)
+            except TarError as exc:
+                if "No space left on device" in exc.message:
+                    raise StorageFull(
+                        f"volume {volume.name} is full: {exc.message}; the restore is pending"
+                    ) from exc
+                # The archive matched its sha256 yet does not extract: it was written corrupt.
+                raise SnapshotCorrupt(
+                    f"{recipe}: {archive.name} does not extract ({exc.message}); "
+                    "the restore is pending",
+                    volume=volume.name,
+                ) from exc
 
     # -- recovery ------------------------------------------------------------------------------
 

@@ -33,7 +33,12 @@ class Agent(Protocol):
     def canonical(self, recipe: str) -> dict[str, Any] | None:
         """Return the registry entry of ``recipe``, or None when it has no canonical."""
 
-    def promote(self, recipe: str, domain: str, version: str, commit: str) -> dict[str, Any]:
+    def seed(self, recipe: str, version: str) -> str:
+        """Mark the clean canonical deployed and dirty for a re-seed; return the promote token."""
+
+    def promote(
+        self, recipe: str, domain: str, version: str, commit: str, seed: str | None
+    ) -> dict[str, Any]:
         """Snapshot the undeployed canonical and record it as the known-good."""
 
     def mark(self, recipe: str, status: Status | None, volume: VolumeState | None) -> None:
@@ -82,9 +87,18 @@ class SocketAgent:
             raise
         return dict(found)
 
-    def promote(self, recipe: str, domain: str, version: str, commit: str) -> dict[str, Any]:
-        """Promote the canonical of ``recipe``."""
+    def seed(self, recipe: str, version: str) -> str:
+        """Start a re-seed of the canonical of ``recipe``."""
+        answer = self.client.post(f"/v1/canonicals/{recipe}/seed", {"version": version})
+        return str(answer["seed"])
+
+    def promote(
+        self, recipe: str, domain: str, version: str, commit: str, seed: str | None
+    ) -> dict[str, Any]:
+        """Promote the canonical of ``recipe`` (with the seed's token when it has one)."""
         body = {"domain": domain, "version": version, "commit": commit}
+        if seed is not None:
+            body["seed"] = seed
         return dict(self.client.post(f"/v1/canonicals/{recipe}/snapshot", body))
 
     def mark(self, recipe: str, status: Status | None, volume: VolumeState | None) -> None:

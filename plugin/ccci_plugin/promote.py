@@ -6,9 +6,10 @@ it as the known-good in one atomic step. The canonical keeps its secrets across 
 data may depend on them), so an existing canonical is upgraded in place — after restoring its
 known-good data if another version touched it — and a new one is created.
 
-Until the agent's promote succeeds the previous known-good stays intact: the canonical is marked
-``dirty`` before anything deploys on it, so a failed re-seed leaves the old registry and snapshot
-and a volume that is restored before the next reattach.
+Until the agent's promote succeeds the previous known-good stays intact: the agent's *seed* marks
+the canonical ``dirty`` before anything deploys on it (and hands out the token the promote must
+carry: nothing else may promote a dirty volume), so a failed re-seed leaves the old registry and
+snapshot and a volume that is restored before the next reattach.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ def promote(run: Run, target: Target) -> None:
     with report.step("promote") as step:
         record = run.agent.canonical(run.recipe)
         old = None if record is None else record.get("version")
+        seed = None
         try:
             if record is not None:
                 if record.get("volume") == "dirty" or record.get("restore_pending"):
                     run.agent.restore(run.recipe)
-                run.agent.mark(run.recipe, "deployed", "dirty")
+                seed = run.agent.seed(run.recipe, str(target.version))
             with run.checkout(target) as co:
                 if run.apps.deployer.exists(app):
                     run.apps.deployer.generate_secrets(app, co)
@@ -54,7 +56,9 @@ def promote(run: Run, target: Target) -> None:
                 run.apps.up(app, co)
             with run.cancel.shield():
                 run.apps.deployer.undeploy(app)
-                view = run.agent.promote(run.recipe, app.domain, str(target.version), target.commit)
+                view = run.agent.promote(
+                    run.recipe, app.domain, str(target.version), target.commit, seed
+                )
         except CcciError:
             with run.cancel.shield():
                 _settle(run, app)

@@ -62,8 +62,8 @@ def test_live_state_never_rewrites_the_registry(canonicals: Canonicals, app: App
     canonicals.mark(app.recipe, status="idle")
     canonicals.restore(app.recipe)
     assert before == registry.read_bytes()
-    canonicals.mark(app.recipe, volume="dirty")
-    canonicals.promote(app.recipe, app.domain, "1.2.1+3.4", COMMIT)
+    seed = canonicals.seed(app.recipe, "1.2.1+3.4")["seed"]
+    canonicals.promote(app.recipe, app.domain, "1.2.1+3.4", COMMIT, seed)
     assert ("idle", "clean") == tuple(canonicals.view(app.recipe)[k] for k in ("status", "volume"))
     assert not canonicals.state.live(app.recipe).exists()
 

@@ -8,8 +8,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from ccci_agent.engine import DockerEngine, Engine
+from ccci_agent.engine import DockerEngine, Engine, Volume, mount_holds
 from ccci_agent.errors import EngineError
+from ccci_agent.warmsnap import mounts_inside
+
+VOLUME = Volume("s_data", Path("/var/lib/docker/volumes/s_data/_data"))
 
 
 @pytest.fixture
@@ -24,7 +27,9 @@ def dead_engine(tmp_path: Path) -> DockerEngine:
     [
         lambda e: e.stack_volumes("s"),
         lambda e: e.stack_services("s"),
-        lambda e: e.volume_holders("v"),
+        lambda e: e.volume("v"),
+        lambda e: e.volume_holders(VOLUME),
+        lambda e: e.watch_mounts([VOLUME]).__enter__(),
         lambda e: e.create_volume("v", "s"),
         lambda e: e.remove_volume("v"),
     ],
@@ -51,3 +56,37 @@ def test_missing_volume_is_an_engine_error() -> None:
     """Removing a volume that does not exist is an EngineError from the real engine."""
     with pytest.raises(EngineError, match="volume rm"):
         DockerEngine.from_env().remove_volume("ccci-test-no-such-volume-4f1c")
+
+
+@pytest.mark.parametrize(
+    ("mount", "holds"),
+    [
+        ({"Type": "volume", "Name": "s_data"}, True),
+        ({"Type": "volume", "Name": "s_data2"}, False),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes/s_data/_data", "RW": True}, True),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes/s_data/_data/sub", "RW": True}, True),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes/s_data", "RW": True}, True),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes", "RW": True}, True),
+        ({"Type": "bind", "Source": "/", "RW": True}, True),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes/s_data2", "RW": True}, False),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes/s_dat", "RW": True}, False),
+        ({"Type": "bind", "Source": "/var/lib/docker/volumes", "RW": False}, False),
+        ({"Type": "tmpfs", "Destination": "/tmp"}, False),
+    ],
+)
+def test_which_mounts_hold_a_volume(mount: dict[str, object], holds: bool) -> None:
+    """Named mounts, and writable binds at, above or below the mountpoint, hold the volume."""
+    assert holds == mount_holds(mount, VOLUME)
+
+
+def test_mounts_inside_reads_mountinfo_with_escapes(tmp_path: Path) -> None:
+    """Mount points strictly inside a path are found, octal escapes decoded, siblings not."""
+    mountinfo = tmp_path / "mountinfo"
+    root = tmp_path / "vol"
+    root.mkdir()
+    mountinfo.write_text(
+        f"22 1 0:21 / {root} rw - ext4 /dev/vda rw\n"
+        f"23 22 0:22 / {root}/with\\040space rw - tmpfs tmpfs rw\n"
+        f"24 1 0:23 / {root}-sibling rw - tmpfs tmpfs rw\n"
+    )
+    assert [f"{root}/with space"] == mounts_inside(root, mountinfo)

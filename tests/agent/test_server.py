@@ -95,6 +95,48 @@ def test_start_cleans_what_a_crash_left(crashed_state: Path, server: Server) -> 
     assert not (crashed_state / "_trash-gone-0000").exists()
 
 
+@pytest.fixture
+def corrupt_state(base: Path) -> Path:
+    """A state directory whose one canonical has a truncated registry and manifest."""
+    app = base / "state" / "broken"
+    generation = app / "snapshots" / "20990101T000000Z-deadbeef"
+    generation.mkdir(parents=True)
+    (generation / "manifest.json").write_bytes(b'{"format": 1, "id": "2099')
+    (app / "snapshot").symlink_to("snapshots/20990101T000000Z-deadbeef")
+    (app / "canonical.json").write_bytes(b'{"recipe": "bro')
+    return base / "state"
+
+
+def test_start_survives_a_corrupt_canonical(corrupt_state: Path, server: Server) -> None:
+    """Truncated state files: the agent starts, reports the canonical corrupt, alerts, serves."""
+    status = server.client().get("/v1/status")
+
+    [broken] = status["canonicals"]
+    assert ("broken", "corrupt") == (broken["recipe"], broken["status"])
+    assert any("canonical.json" in c for c in broken["corrupt"])
+    assert any("manifest.json" in c for c in broken["corrupt"])
+    assert {"state-corrupt", "snapshot-corrupt"} == {a["kind"] for a in status["alerts"]}
+    assert (corrupt_state / "broken" / "snapshots" / "20990101T000000Z-deadbeef").is_dir()
+
+
+@pytest.mark.docker
+def test_retake_of_a_dirty_canonical_over_the_socket_is_409(server: Server, app: App) -> None:
+    """PATCH dirty, write, `cc-ci snapshot R` (an empty POST): 409 restore first, exit 2."""
+    write_dataset(app.mountpoint, "a")
+    body = {"domain": app.domain, "version": "1.0.0+1.0", "commit": COMMIT}
+    promoted = server.client().post(f"/v1/canonicals/{app.recipe}/snapshot", body)
+    server.client().patch(f"/v1/canonicals/{app.recipe}", {"volume": "dirty"})
+    write_dataset(app.mountpoint, "b")
+
+    with pytest.raises(AgentClientError, match="restore first") as refused:
+        server.client().post(f"/v1/canonicals/{app.recipe}/snapshot")
+    assert 2 == main(["snapshot", app.recipe, "--socket", str(server.socket)])
+
+    assert 409 == refused.value.status
+    view = server.client().get(f"/v1/canonicals/{app.recipe}")
+    assert (promoted["snapshot"]["id"], "dirty") == (view["snapshot"]["id"], view["volume"])
+
+
 def test_socket_is_0660_and_owned_by_the_group(server: Server) -> None:
     """The socket is born 0660 with the configured group."""
     st = server.socket.stat()

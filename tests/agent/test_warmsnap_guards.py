@@ -1,0 +1,475 @@
+"""Hostile and unlucky input to warmsnap (issue 10): every way it could lose or tear data, refused.
+
+The real engine, real volumes, real mounts and a real full filesystem. Where something must happen
+*during* tar, tar is a wrapper script that does it (starts a container, fills the disk) and then
+runs the real GNU tar: the agent under test is unchanged, only the moment is chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from ccci_agent.alerts import Alerts
+from ccci_agent.canonical import Canonicals
+from ccci_agent.engine import STACK_LABEL, DockerEngine
+from ccci_agent.errors import Conflict, SnapshotCorrupt, StorageFull
+from ccci_agent.store import StateDir
+from ccci_core.atomic import write_json
+from tests.agent.conftest import BASE_DOMAIN, App
+from tests.agent.volumes import fingerprint, write_dataset
+
+pytestmark = pytest.mark.docker
+
+V1 = "1.0.0+1.0"
+V2 = "1.1.0+1.1"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _canonicals(state: StateDir, tar: str = "tar") -> Canonicals:
+    return Canonicals(
+        state, DockerEngine.from_env(), BASE_DOMAIN, tar=tar, wait_timeout=1.0, poll_interval=0.1
+    )
+
+
+def _tar_wrapper(tmp_path: Path, mode: str, action: str) -> str:
+    """Write a tar that runs ``action`` (sh) when called with ``--create``/``--extract``."""
+    script = tmp_path / f"tar-{mode}"
+    script.write_text(
+        f'#!/bin/sh\ncase " $* " in *" --{mode} "*) {action} ;; esac\nexec tar "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def _generations(canonicals: Canonicals, app: App) -> list[str]:
+    return sorted(p.name for p in canonicals.state.snapshots(app.recipe).iterdir())
+
+
+def _alerts(canonicals: Canonicals) -> list[str]:
+    return [a["kind"] for a in Alerts(canonicals.state).active()]
+
+
+# -- 1. a re-take never launders a dirty volume ------------------------------------------------
+
+
+def test_retake_of_a_dirty_volume_is_refused(canonicals: Canonicals, app: App) -> None:
+    """Dirty, written into, re-taken: 409 "restore first"; registry and known-good untouched."""
+    write_dataset(app.mountpoint, "a")
+    known_good = fingerprint(app.mountpoint)
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    registry = canonicals.state.canonical(app.recipe).read_bytes()
+    generations = _generations(canonicals, app)
+    canonicals.mark(app.recipe, volume="dirty")
+    write_dataset(app.mountpoint, "b")
+
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.snapshot(app.recipe)
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.promote(app.recipe, app.domain, V2, COMMIT)
+    with pytest.raises(Conflict, match="only a restore"):
+        canonicals.mark(app.recipe, volume="clean")
+
+    assert registry == canonicals.state.canonical(app.recipe).read_bytes()
+    assert generations == _generations(canonicals, app)
+    assert "dirty" == canonicals.view(app.recipe)["volume"]
+    canonicals.restore(app.recipe)
+    assert known_good == fingerprint(app.mountpoint)
+
+
+def test_retake_during_a_pending_restore_is_refused(canonicals: Canonicals, app: App) -> None:
+    """A restore-pending marker refuses re-take, seed and promote alike."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    write_json(canonicals.state.restore_pending(app.recipe), {"snapshot": "x"})
+
+    for attempt in (
+        lambda: canonicals.snapshot(app.recipe),
+        lambda: canonicals.seed(app.recipe, V2),
+        lambda: canonicals.promote(app.recipe, app.domain, V2, COMMIT),
+    ):
+        with pytest.raises(Conflict, match="restore is pending; restore first"):
+            attempt()
+
+
+def test_only_the_seeded_deploy_promotes_a_dirty_volume(canonicals: Canonicals, app: App) -> None:
+    """The seed's token promotes; a wrong token, another version, or a dirtying mark void it."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    seed = canonicals.seed(app.recipe, V2)
+    token = seed["seed"]
+    assert ("deployed", "dirty", V2) == (seed["status"], seed["volume"], seed["seeding"])
+    assert token not in json.dumps(canonicals.view(app.recipe))
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.seed(app.recipe, V2)  # a second seed would launder the first one's data
+    write_dataset(app.mountpoint, "b")
+
+    for wrong, version in (("0" * 32, V2), (token, "1.2.0+1.2")):
+        with pytest.raises(Conflict, match="restore first"):
+            canonicals.promote(app.recipe, app.domain, version, COMMIT, wrong)
+    view = canonicals.promote(app.recipe, app.domain, V2, COMMIT, token)
+    assert (V2, "clean", None) == (view["version"], view["volume"], view["seeding"])
+
+    # A quick run marking the volume dirty after a seed makes the token worthless.
+    token = canonicals.seed(app.recipe, "1.2.0+1.2")["seed"]
+    canonicals.mark(app.recipe, status="deployed", volume="dirty")
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.promote(app.recipe, app.domain, "1.2.0+1.2", COMMIT, token)
+
+
+# -- 2. restore never clears a volume that is not this stack's ----------------------------------
+
+
+@pytest.mark.parametrize("owner", [None, "someone_else"])
+def test_restore_refuses_a_same_named_volume_of_another_owner(
+    canonicals: Canonicals,
+    app: App,
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+    owner: str | None,
+) -> None:
+    """A same-named volume without this stack's label, in use, is refused and keeps its data."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    docker_client.volumes.get(app.volume).remove()
+    labels = {} if owner is None else {STACK_LABEL: owner}
+    foreign = docker_client.volumes.create(app.volume, labels=labels)
+    try:
+        mountpoint = Path(foreign.attrs["Mountpoint"])
+        (mountpoint / "theirs").write_text("precious\n")
+        docker_client.containers.run(
+            busybox_image,
+            ["sleep", "3600"],
+            detach=True,
+            labels={"ccci-test": app.recipe},
+            volumes={app.volume: {"bind": "/data", "mode": "rw"}},
+        )
+
+        with pytest.raises(Conflict, match=f"{app.volume} exists but is labelled for"):
+            canonicals.restore(app.recipe)
+
+        assert "precious\n" == (mountpoint / "theirs").read_text()
+        assert canonicals.warmsnap.pending_restore(app.recipe) is None
+    finally:
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"ccci-test={app.recipe}"}
+        ):
+            container.remove(force=True)
+        foreign.remove(force=True)
+
+
+# -- 3. never through a mount point ------------------------------------------------------------
+
+
+def test_restore_never_deletes_through_a_mount_inside_the_volume(
+    canonicals: Canonicals, app: App, tmp_path: Path
+) -> None:
+    """A bind mount inside the volume is refused by restore and snapshot; its files stay."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "host-file").write_text("not the volume's\n")
+    point = app.mountpoint / "outside"
+    point.mkdir()
+    subprocess.run(["mount", "--bind", str(outside), str(point)], check=True, timeout=30)
+    try:
+        with pytest.raises(Conflict, match="mount points inside it"):
+            canonicals.restore(app.recipe)
+        with pytest.raises(Conflict, match="mount points inside it"):
+            canonicals.snapshot(app.recipe)
+        assert "not the volume's\n" == (outside / "host-file").read_text()
+        assert canonicals.warmsnap.pending_restore(app.recipe) is None
+    finally:
+        subprocess.run(["umount", str(point)], check=True, timeout=30)
+
+
+# -- 4./5. containers that come during the window ----------------------------------------------
+
+
+def test_holder_arriving_during_extract_leaves_the_restore_pending(
+    state: StateDir,
+    app: App,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+) -> None:
+    """A container that mounts the volume mid-extract: 409, restore-pending, dirty; retry works."""
+    start = (
+        f"docker run -d --label ccci-test={app.recipe} -v {app.volume}:/data "
+        f"{busybox_image} sleep 3600 >/dev/null"
+    )
+    canonicals = _canonicals(state, _tar_wrapper(tmp_path, "extract", start))
+    write_dataset(app.mountpoint, "a")
+    known_good = fingerprint(app.mountpoint)
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    write_dataset(app.mountpoint, "b")
+
+    with pytest.raises(Conflict, match="used its volumes meanwhile"):
+        canonicals.restore(app.recipe)
+
+    assert canonicals.warmsnap.pending_restore(app.recipe) is not None
+    assert "dirty" == canonicals.view(app.recipe)["volume"]
+    for container in docker_client.containers.list(filters={"label": f"ccci-test={app.recipe}"}):
+        container.remove(force=True)
+    _canonicals(state).restore(app.recipe)
+    assert known_good == fingerprint(app.mountpoint)
+
+
+@pytest.mark.parametrize("how", ["volume", "bind"])
+def test_short_lived_mount_during_tar_discards_the_generation(
+    state: StateDir, app: App, tmp_path: Path, busybox_image: str, how: str
+) -> None:
+    """A container that mounts the volume, writes and is gone before tar ends tears nothing."""
+    source = app.volume if how == "volume" else str(app.mountpoint)
+    writer = (
+        f"docker run --rm -v {source}:/data {busybox_image} sh -c 'echo torn > /data/torn'"
+        " >/dev/null"
+    )
+    canonicals = _canonicals(state, _tar_wrapper(tmp_path, "create", writer))
+    write_dataset(app.mountpoint, "a")
+    _canonicals(state).promote(app.recipe, app.domain, V1, COMMIT)
+    before = _generations(canonicals, app)
+
+    with pytest.raises(Conflict, match="used its volumes meanwhile"):
+        canonicals.snapshot(app.recipe)
+
+    assert (app.mountpoint / "torn").exists(), "the writer never ran: the test proves nothing"
+    assert before == _generations(canonicals, app)
+    canonicals.warmsnap.verify(app.recipe)
+
+
+# -- 6. bind mounts of the volume's path hold it -----------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["_data", "volume dir"])
+def test_bind_mount_of_the_volume_path_holds_it(
+    canonicals: Canonicals,
+    app: App,
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+    level: str,
+) -> None:
+    """A stopped container binding the mountpoint (or its parent) blocks snapshot and restore."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    source = app.mountpoint if level == "_data" else app.mountpoint.parent
+    docker_client.containers.create(
+        busybox_image,
+        ["true"],
+        name=f"{app.recipe}-binder",
+        labels={"ccci-test": app.recipe},
+        volumes={str(source): {"bind": "/x", "mode": "rw"}},
+    )
+    with pytest.raises(Conflict, match=f"{app.recipe}-binder"):
+        canonicals.snapshot(app.recipe)
+    with pytest.raises(Conflict, match=f"{app.recipe}-binder"):
+        canonicals.restore(app.recipe)
+
+
+# -- 7./13. volumes warmsnap cannot archive, stacks with none ----------------------------------
+
+
+def test_volume_with_driver_options_is_refused_at_promote(
+    canonicals: Canonicals, app: App, docker_client: docker.DockerClient
+) -> None:
+    """A volume whose data is elsewhere (driver options) is refused; nothing is written."""
+    docker_client.volumes.get(app.volume).remove()
+    docker_client.volumes.create(
+        app.volume,
+        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=1m"},
+        labels={STACK_LABEL: app.stack},
+    )
+    with pytest.raises(Conflict, match="driver 'local' with options device=tmpfs"):
+        canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    assert not canonicals.state.app(app.recipe).exists()
+
+
+def test_promote_of_a_stack_without_volumes_is_refused(
+    canonicals: Canonicals, app: App, docker_client: docker.DockerClient
+) -> None:
+    """No volumes means nothing to keep: a promote is refused, never recorded as empty."""
+    docker_client.volumes.get(app.volume).remove()
+    with pytest.raises(Conflict, match="has no volumes"):
+        canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    assert not canonicals.state.app(app.recipe).exists()
+
+
+# -- 8. what tar skips is reported -------------------------------------------------------------
+
+
+def test_unix_sockets_are_reported_as_skipped(canonicals: Canonicals, app: App) -> None:
+    """tar leaves sockets out: the manifest and the answer say which."""
+    write_dataset(app.mountpoint, "a")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(app.mountpoint / "many" / "db.sock"))
+    listener.close()
+
+    view = canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+
+    expected = [f"{app.volume}:./many/db.sock"]
+    assert expected == view["snapshot"]["skipped"]
+    assert expected == canonicals.warmsnap.verify(app.recipe)["skipped"]
+
+
+# -- 9. a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_state(tmp_path: Path) -> Iterator[StateDir]:
+    """A state directory on a 4 MiB tmpfs of its own."""
+    root = tmp_path / "small"
+    root.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], check=True, timeout=30
+    )
+    try:
+        state = StateDir(root / "state")
+        state.ensure()
+        yield state
+    finally:
+        subprocess.run(["umount", str(root)], check=True, timeout=30)
+
+
+def test_full_disk_while_writing_the_manifest_leaves_the_old_snapshot(
+    small_state: StateDir, app: App, tmp_path: Path
+) -> None:
+    """ENOSPC after the tars: the half generation goes, the error says so, later calls work."""
+    filler = small_state.root.parent / "filler"
+    fill = f'tar "$@"; code=$?; cat /dev/zero > {filler} 2>/dev/null; exit $code'
+    write_dataset(app.mountpoint, "a", bulk=64 << 10)
+    _canonicals(small_state).promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals = _canonicals(small_state, _tar_wrapper(tmp_path, "create", fill))
+    before = _generations(canonicals, app)
+
+    with pytest.raises(StorageFull, match=f"the previous snapshot {before[0]} is intact"):
+        canonicals.snapshot(app.recipe)
+
+    assert os.statvfs(small_state.root).f_bavail * os.statvfs(small_state.root).f_frsize > 0
+    assert before == _generations(canonicals, app)
+    canonicals.warmsnap.verify(app.recipe)
+    assert "dirty" == canonicals.mark(app.recipe, volume="dirty")["volume"]
+
+
+# -- 10./14. corrupt state is reported, quarantined, alerted; never fatal -------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"format": 1, "id": "x", "vol', "cannot be read"),
+        (b'{"format": 1}', "is malformed"),
+        ("traversal", "unexpected volume name '../../etc/x'"),
+    ],
+)
+def test_corrupt_manifest_is_reported_and_alerted(
+    canonicals: Canonicals, app: App, content: bytes | str, reason: str
+) -> None:
+    """A broken manifest: view says corrupt naming the file, restore is SnapshotCorrupt, alert."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    manifest_path = canonicals.warmsnap.current(app.recipe) / "manifest.json"  # type: ignore[operator]
+    if content == "traversal":
+        manifest = json.loads(manifest_path.read_bytes())
+        manifest["volumes"][0]["name"] = "../../etc/x"
+        content = json.dumps(manifest).encode()
+    assert isinstance(content, bytes)
+    manifest_path.write_bytes(content)
+
+    view = canonicals.view(app.recipe)
+    with pytest.raises(SnapshotCorrupt, match=reason):
+        canonicals.restore(app.recipe)
+
+    assert [f"manifest.json {reason}"] == [
+        f"manifest.json {reason}" for c in view["corrupt"] if "manifest.json" in c and reason in c
+    ]
+    assert view["snapshot"] is None
+    assert ["snapshot-corrupt"] == _alerts(canonicals)
+    assert [app.recipe] == [c["recipe"] for c in canonicals.all()]
+    canonicals.recover()  # never raises for one broken canonical
+
+
+def test_tar_that_does_not_extract_is_corrupt_and_alerted(canonicals: Canonicals, app: App) -> None:
+    """An archive matching its sha256 that tar cannot read: SnapshotCorrupt, alert, pending."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    current = canonicals.warmsnap.current(app.recipe)
+    assert current is not None
+    garbage = b"\x00not a tar" * 1000
+    (current / f"{app.volume}.tar").write_bytes(garbage)
+    manifest = json.loads((current / "manifest.json").read_bytes())
+    manifest["volumes"][0] |= {"sha256": hashlib.sha256(garbage).hexdigest(), "size": len(garbage)}
+    (current / "manifest.json").write_text(json.dumps(manifest))
+
+    with pytest.raises(SnapshotCorrupt, match="does not extract"):
+        canonicals.restore(app.recipe)
+    assert ["snapshot-corrupt"] == _alerts(canonicals)
+    assert canonicals.warmsnap.pending_restore(app.recipe) is not None
+
+
+def test_corrupt_registry_is_repaired_from_the_manifest(canonicals: Canonicals, app: App) -> None:
+    """A truncated canonical.json reads corrupt, recover rebuilds it and keeps the broken file."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    registry = canonicals.state.canonical(app.recipe)
+    registry.write_bytes(registry.read_bytes()[:20])
+
+    assert "corrupt" == canonicals.view(app.recipe)["status"]
+    assert ["state-corrupt"] == _alerts(canonicals)
+    actions = canonicals.recover()
+
+    assert V1 == canonicals.view(app.recipe)["version"]
+    assert [] == canonicals.view(app.recipe)["corrupt"]
+    assert any("moved to canonical.json.corrupt-" in a for a in actions), actions
+    assert 1 == len(list(registry.parent.glob("canonical.json.corrupt-*")))
+
+
+def test_corrupt_live_state_reads_dirty_and_is_quarantined(
+    canonicals: Canonicals, app: App
+) -> None:
+    """A truncated live.json reads dirty (restore first); the next write moves it aside."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.state.live(app.recipe).write_bytes(b'{"volume": "cl')
+
+    assert "dirty" == canonicals.view(app.recipe)["volume"]
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.snapshot(app.recipe)
+    canonicals.restore(app.recipe)
+
+    assert "clean" == canonicals.view(app.recipe)["volume"]
+    assert 1 == len(list(canonicals.state.app(app.recipe).glob("live.json.corrupt-*")))
+
+
+def test_corrupt_restore_marker_still_means_pending(canonicals: Canonicals, app: App) -> None:
+    """A restore-pending marker that cannot be read keeps the volume dirty until restored."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.state.restore_pending(app.recipe).write_bytes(b"{")
+
+    assert "dirty" == canonicals.view(app.recipe)["volume"]
+    with pytest.raises(Conflict, match="restore is pending"):
+        canonicals.snapshot(app.recipe)
+    canonicals.restore(app.recipe)
+    assert canonicals.warmsnap.pending_restore(app.recipe) is None
+
+
+# -- 15. modes ----------------------------------------------------------------------------------
+
+
+def test_snapshot_files_are_not_world_readable(canonicals: Canonicals, app: App) -> None:
+    """Tars and manifest are 0640 like every other state file."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    current = canonicals.warmsnap.current(app.recipe)
+    assert current is not None
+    assert {0o640} == {stat.S_IMODE(p.stat().st_mode) for p in current.iterdir()}
