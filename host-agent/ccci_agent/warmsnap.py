@@ -332,7 +332,6 @@ class Warmsnap:
         if not volumes:
             raise Conflict(f"stack {stack} has no volumes: there is nothing to snapshot")
         check_plain(volumes)
-        self.wait_unused(volumes)
         app = self.state.app(recipe)
         previous = self.current(recipe)
         intact = f"the previous snapshot {previous.name} is intact" if previous else "no snapshot"
@@ -343,7 +342,9 @@ class Warmsnap:
             generations.mkdir(mode=0o750, parents=True, exist_ok=True)
             gen.mkdir(mode=0o750)
             try:
+                # Watched from before the last holder check: no instant is left unseen.
                 with self.engine.watch_mounts(volumes) as watch:
+                    self.wait_unused(volumes)
                     entries = [self._tar_volume(v, gen / f"{v.name}.tar") for v in volumes]
                 # Someone attached while we read: the tars may be torn, so this generation goes.
                 self._require_untouched(stack, volumes, watch.mounts)
@@ -475,17 +476,17 @@ class Warmsnap:
                         volume=name,
                     )
         check_plain(list(present.values()))
-        self.wait_unused(list(present.values()))
         for name in wanted:
             if name not in present:
                 present[name] = self.engine.create_volume(name, stack)
         volumes = list(present.values())
-        with _storage(f"the restore-pending marker of {recipe}", "no volume was touched"):
-            write_json(
-                self.state.restore_pending(recipe),
-                {"snapshot": manifest["id"], "volumes": wanted, "since": now_iso()},
-            )
         with self.engine.watch_mounts(volumes) as watch:
+            self.wait_unused(volumes)
+            with _storage(f"the restore-pending marker of {recipe}", "no volume was touched"):
+                write_json(
+                    self.state.restore_pending(recipe),
+                    {"snapshot": manifest["id"], "volumes": wanted, "since": now_iso()},
+                )
             for name in wanted:
                 volume = present[name]
                 clear_directory(volume.mountpoint)
