@@ -114,12 +114,12 @@ def _reap(client: docker.DockerClient, stack_name: str) -> None:
 
 
 @pytest.fixture
-def make_app(docker_client: docker.DockerClient) -> Iterator[Callable[[str], AppName]]:
+def make_app(docker_client: docker.DockerClient) -> Iterator[Callable[..., AppName]]:
     """Return a factory of unique cold app names; everything of them is reaped after the test."""
     made: list[AppName] = []
 
-    def make(recipe: str) -> AppName:
-        app = cold_app(recipe, BASE_DOMAIN, uuid.uuid4().hex[:6], suffix=SUFFIX)
+    def make(recipe: str, suffix: int = SUFFIX) -> AppName:
+        app = cold_app(recipe, BASE_DOMAIN, uuid.uuid4().hex[:6], suffix=suffix)
         made.append(app)
         return app
 

@@ -3,9 +3,10 @@
 Every component calls this module before a name reaches a path, a domain, a stack, a secret or a
 realm. The derivations follow abra: an app is named by its domain, its stack name is the domain with
 dots replaced by underscores, and abra trims stack names to 45 characters. Swarm refuses object
-names over 64 characters, and the longest object an app produces is ``<stack>_<volume>`` or
-``<stack>_<secret>_<version>``. So the stack gets ``min(45, 63 - suffix_len)`` characters, where
-``suffix_len`` is the longest ``<volume>`` or ``<secret>_<version>`` of the recipe, and the recipe
+names over 64 characters, and the longest object an app produces is ``<stack>_<volume>`` or a
+secret or config the recipe names ``<stack>_<...>``. So the stack gets ``min(45, 63 - suffix_len)``
+characters, where ``suffix_len`` is the longest such ``<...>`` of the recipe
+(``ccci_core.deploy.compose.recipe_suffix``), and the recipe
 part of the host label is shortened deterministically (head + ``-`` + 4 hex of its sha256) when it
 does not fit.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +34,6 @@ _HEX_RE = re.compile(r"[0-9a-f]{6}")
 _DOMAIN_RE = re.compile(
     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
 )
-_OBJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 Lane = Literal["canonical", "cold"]
 
@@ -80,24 +80,6 @@ def validate_base_domain(domain: object, variable: str = "CCCI_DOMAIN") -> str:
 def stack_name(domain: str) -> str:
     """Return the stack name abra derives from an app domain."""
     return domain.replace(".", "_")
-
-
-def suffix_len(volumes: Iterable[str], secrets_: Mapping[str, str]) -> int:
-    """Return the longest ``<volume>`` or ``<secret>_<version>`` an app appends to its stack."""
-    lengths = [len(v) for v in volumes]
-    lengths += [len(name) + 1 + len(version) for name, version in secrets_.items()]
-    return max(lengths, default=0)
-
-
-def object_names(stack: str, volumes: Iterable[str], secrets_: Mapping[str, str]) -> list[str]:
-    """Return every Docker object name an app creates: stack, volumes and versioned secrets."""
-    names = [stack]
-    names += [f"{stack}_{volume}" for volume in volumes]
-    names += [f"{stack}_{name}_{version}" for name, version in secrets_.items()]
-    for name in names[1:]:
-        if not _OBJECT_RE.fullmatch(name):
-            raise InvalidName("docker object", name, "unexpected characters")
-    return names
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccci_core.catalog import PULL_REF_RE, Catalog, Checkout
-from ccci_core.deploy.compose import recipe_suffix
+from ccci_core.deploy.compose import Loader, recipe_suffix
+from ccci_core.deploy.stack_config import StackConfig
 from ccci_core.versions import Version
 
 from .agent import Agent
@@ -58,6 +59,7 @@ class Run:
     cancel: Cancellation
     tests_dir: Path
     realm: str | None = None  # the run's Keycloak realm, once created
+    loader: Loader = field(default_factory=StackConfig)  # docker's compose loader
 
     @property
     def recipe(self) -> str:
@@ -68,7 +70,9 @@ class Run:
         """Check the requested ref out once and pin it (bad refs and recipes raise BadInput)."""
         with self.catalog.checkout(self.recipe, self.request.ref, self.checkouts) as co:
             env = {**self.apps.meta.extra_env, **self.apps.env}
-            return Target(self.request.ref, co.commit, co.version, recipe_suffix(co.path, env))
+            return Target(
+                self.request.ref, co.commit, co.version, recipe_suffix(co.path, env, self.loader)
+            )
 
     @contextmanager
     def checkout(self, target: Target | Version) -> Iterator[Checkout]:

@@ -33,26 +33,12 @@ from ..atomic import write_text
 from ..catalog import Checkout
 from ..names import AppName
 from ..process import ProcessError, run
-from . import compose
+from . import envfile
 from .errors import DeployError, RecipeError
 from .protocol import Deployed
 from .stack import Stack
 
 NO_INPUT = "--no-input"
-
-
-def set_env(text: str, values: Mapping[str, str]) -> str:
-    """Return env ``text`` with ``values`` set: a ``KEY=``/``#KEY=`` line replaced, else added."""
-    pending = {key: compose.render_env({key: value}).strip() for key, value in values.items()}
-    lines = []
-    for line in text.splitlines():
-        key = line.lstrip("# ").partition("=")[0].strip()
-        if key in pending and "=" in line:
-            lines.append(pending.pop(key))
-        else:
-            lines.append(line)
-    lines.extend(pending.values())
-    return "\n".join(lines) + "\n"
 
 
 class AbraDeployer:
@@ -134,7 +120,7 @@ class AbraDeployer:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise DeployError(f"abra created no env file {path}: {exc}") from exc
-            write_text(path, set_env(text, env), mode=0o600)
+            write_text(path, envfile.set_values(text, env), mode=0o600)
 
     def generate_secrets(self, app: AppName, checkout: Checkout) -> None:
         """Generate every secret of the app that abra does not hold yet."""
@@ -158,9 +144,10 @@ class AbraDeployer:
         """Undeploy, then let abra delete volumes, secrets and env; check nothing is left."""
         self.undeploy(app)
         self._run("app", "remove", app.domain, "--force", NO_INPUT)
-        left = [v.name for v in Stack(self.client, app.stack).volumes()]
+        stack = Stack(self.client, app.stack)
+        left = [v.name for v in stack.volumes()] + stack.named_secrets()
         if left:
-            raise DeployError(f"abra app remove left volumes of {app.stack}: {left}")
+            raise DeployError(f"abra app remove left objects of {app.stack}: {sorted(left)}")
 
     def deployed(self, app: AppName) -> Deployed | None:
         """Return the stack's version and chaos labels, or None if it is not deployed."""

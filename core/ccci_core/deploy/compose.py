@@ -1,68 +1,59 @@
 """Read a recipe folder the way abra does, without running any of it.
 
-Pure functions: parse the app env (``.env`` format) and the ``export X=Y`` lines of ``abra.sh``
-(never executed), interpolate ``${VAR}`` in compose files, merge ``compose.yml`` with the
-``COMPOSE_FILE`` list, and name the Docker objects an app creates (``<stack>_<volume>``,
-``<stack>_<secret>_<version>``). The only import beyond the standard library is PyYAML.
+What abra adds around docker's compose loader (:mod:`.stack_config`) lives here as pure functions:
+the app env (:mod:`.envfile`) plus ``abra.sh``'s ``export X=Y`` lines (never executed), the
+``COMPOSE_FILE`` list, and the Docker objects an app creates — volumes ``<stack>_<volume>``, and
+the secrets and configs the recipe names itself (``${STACK_NAME}_db_password_${SECRET_…}``:
+the version is what follows the last ``_`` of the loaded name, as abra reads it).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from ..names import suffix_len
+from ..names import SWARM_NAME_MAX
+from . import envfile
 from .errors import RecipeError
 
 DEFAULT_COMPOSE = "compose.yml"
-_MAPPING_KEYS = frozenset({"environment", "labels"})  # values stay strings; list form K=V too
-_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_SAMPLE = ".env.sample"
+ABRA_SH = "abra.sh"
+SUFFIX_STACK = "stack"  # the placeholder STACK_NAME under which a recipe's name suffixes are read
+CHARSETS = {
+    "default": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "special": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!@#%^&*_-+=",
+}
+DEFAULT_SECRET_LENGTH = 32
+MAX_SECRET_LENGTH = 4096
 _EXPORT_RE = re.compile(r"export\s+(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)")
 _LITERAL_RE = re.compile(r"[A-Za-z0-9_.:/+@,-]*")
-_COMPOSE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml")
-_VAR_RE = re.compile(
-    r"\$(?:(?P<escaped>\$)"
-    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
-)
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_OBJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VARIABLE_RE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    # An unquoted value ends at " #": abra keeps modifiers such as "v1 # length=32" there.
-    return value.split(" #", 1)[0].strip()
+class Loader(Protocol):
+    """docker's compose loader (:class:`.stack_config.StackConfig`)."""
+
+    def load(self, folder: Path, files: list[str], env: Mapping[str, str]) -> dict[str, Any]:
+        """Return the merged, interpolated compose tree of ``files`` in ``folder``."""
 
 
-def parse_env(text: str) -> dict[str, str]:
-    """Return the ``KEY=VALUE`` pairs of a ``.env`` file (comments, blanks, ``export`` ignored)."""
-    env: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not _ENV_KEY_RE.fullmatch(key):
-            raise RecipeError(f"env line {number} is not KEY=VALUE: {raw!r}")
-        env[key] = _unquote(value)
-    return env
+@dataclass(frozen=True)
+class Secret:
+    """A secret the app needs generated: its Docker name, version and how to generate it."""
 
-
-def render_env(env: Mapping[str, str]) -> str:
-    """Return ``env`` as ``.env`` text that :func:`parse_env` reads back unchanged."""
-    lines = []
-    for key, value in env.items():
-        if not _ENV_KEY_RE.fullmatch(key) or "\n" in value or "'" in value:
-            raise RecipeError(f"cannot write env {key}={value!r}")
-        lines.append(f"{key}='{value}'")
-    return "\n".join(lines) + "\n"
+    key: str
+    name: str
+    version: str
+    length: int = DEFAULT_SECRET_LENGTH
+    charset: str = "default"
 
 
 def parse_abra_sh(text: str) -> dict[str, str]:
@@ -72,48 +63,11 @@ def parse_abra_sh(text: str) -> dict[str, str]:
         match = _EXPORT_RE.fullmatch(raw.strip())
         if match is None:
             continue
-        value = _unquote(match["value"])
+        value = envfile.parse_env(f"V={match['value']}").get("V", "")
         # Only literals: anything that would need a shell ($, `, ;, spaces) is not ours to guess.
         if _LITERAL_RE.fullmatch(value):
             found[match["key"]] = value
     return found
-
-
-def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Substitute ``$VAR``, ``${VAR}``, ``${VAR:-x}``, ``${VAR:?error}``, ``$$`` (no nesting)."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
-        name = match["braced"] or match["bare"]
-        value = env.get(name)
-        op, arg = match["op"], match["arg"] or ""
-        unset = value is None or (op is not None and op.startswith(":") and value == "")
-        if op is not None and op.endswith("-") and unset:
-            return interpolate(arg, env)
-        if op is not None and op.endswith("?") and unset:
-            raise RecipeError(f"required variable {name} is missing: {arg or 'no value'}")
-        return value or ""
-
-    return _VAR_RE.sub(replace, text)
-
-
-def _cast(value: str) -> Any:
-    """Type a substituted scalar the way compose's loader does (``published: ${PORT}`` → int)."""
-    if value.isdigit():
-        return int(value)
-    return {"true": True, "false": False}.get(value, value)
-
-
-def _interpolate_tree(node: Any, env: Mapping[str, str], key: str | None = None) -> Any:
-    if isinstance(node, str):
-        value = interpolate(node, env)
-        return _cast(value) if "$" in node and key not in _MAPPING_KEYS else value
-    if isinstance(node, list):
-        return [_interpolate_tree(item, env, key) for item in node]
-    if isinstance(node, dict):
-        return {name: _interpolate_tree(value, env, name) for name, value in node.items()}
-    return node
 
 
 def escape_tree(node: Any) -> Any:
@@ -127,61 +81,28 @@ def escape_tree(node: Any) -> Any:
     return node
 
 
-def _as_mapping(value: Any) -> dict[str, Any] | None:
-    """Return list-form ``environment``/``labels`` (``["K=V"]``) as a mapping."""
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        out: dict[str, Any] = {}
-        for item in value:
-            key, _, val = item.partition("=")
-            out[key] = val
-        return out
-    return None
-
-
-def merge(base: Any, override: Any, key: str | None = None) -> Any:
-    """Merge two compose trees: mappings recursively, lists united, scalars overridden."""
-    if key in _MAPPING_KEYS:
-        left, right = _as_mapping(base), _as_mapping(override)
-        if left is not None and right is not None:
-            return {**left, **right}
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for name, value in override.items():
-            merged[name] = merge(base[name], value, name) if name in base else value
-        return merged
-    if isinstance(base, list) and isinstance(override, list) and key != "command":
-        return base + [item for item in override if item not in base]
-    return override
-
-
 def compose_files(env: Mapping[str, str]) -> list[str]:
-    """Return the compose files the app uses (``COMPOSE_FILE``, colon-separated)."""
+    """Return the compose files the app uses (``COMPOSE_FILE``, colon-separated, in the recipe)."""
     names = [n for n in env.get("COMPOSE_FILE", DEFAULT_COMPOSE).split(":") if n]
     for name in names:
-        if not _COMPOSE_NAME_RE.fullmatch(name):
+        parts = name.split("/")
+        if not (
+            name.endswith((".yml", ".yaml"))
+            and all(_SEGMENT_RE.fullmatch(part) and part != ".." for part in parts)
+        ):
             raise RecipeError(f"COMPOSE_FILE entry {name!r} is not a compose file in the recipe")
     return names or [DEFAULT_COMPOSE]
 
 
-def load_compose(folder: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    """Return the merged, interpolated compose tree of a recipe folder for ``env``."""
-    merged: dict[str, Any] = {}
-    for name in compose_files(env):
-        path = folder / name
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RecipeError(f"cannot read {name} in {folder}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"{name} is not valid YAML: {exc}") from exc
-        if not isinstance(tree, dict) or not isinstance(tree.get("services", {}), dict):
-            raise RecipeError(f"{name} is not a compose file (no services mapping)")
-        merged = merge(merged, _interpolate_tree(tree, env))
-    if not merged.get("services"):
-        raise RecipeError(f"{folder} defines no services")
-    return merged
+def recipe_env(folder: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Return what a new app of the recipe in ``folder`` would see: sample env, abra.sh, ``env``."""
+    values: dict[str, str] = {}
+    sample, abra_sh = folder / ENV_SAMPLE, folder / ABRA_SH
+    if abra_sh.is_file():
+        values.update(parse_abra_sh(abra_sh.read_text(encoding="utf-8")))
+    if sample.is_file():
+        values.update(envfile.parse_env(sample.read_text(encoding="utf-8")))
+    return {**values, **env}
 
 
 def volume_keys(compose: Mapping[str, Any]) -> list[str]:
@@ -190,41 +111,119 @@ def volume_keys(compose: Mapping[str, Any]) -> list[str]:
     return [name for name, spec in volumes.items() if not (spec or {}).get("external")]
 
 
-def secret_versions(compose: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Return each generated secret and its version from ``SECRET_<NAME>_VERSION``."""
-    out: dict[str, str] = {}
-    for name, spec in (compose.get("secrets") or {}).items():
+def _named(kind: str, key: str, spec: Any, stack: str) -> str:
+    name = (spec or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise RecipeError(f"{kind} {key!r} has no name: (abra names it ${{STACK_NAME}}_...)")
+    if not name.startswith(f"{stack}_") or len(name) == len(stack) + 1:
+        raise RecipeError(f"{kind} {key!r} is named {name!r}, which does not start with {stack}_")
+    return name
+
+
+def raw_secret_names(folder: Path, files: list[str]) -> dict[str, str]:
+    """Return each secret's ``name:`` as the recipe writes it (``${STACK_NAME}_x_${SECRET_X}``).
+
+    The last file that names a secret wins, as it does in the loader; nothing else is read here.
+    """
+    names: dict[str, str] = {}
+    for name in files:
+        try:
+            tree = yaml.safe_load((folder / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise RecipeError(f"cannot read {name}: {exc}") from exc
+        for key, spec in ((tree or {}).get("secrets") or {}).items():
+            if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+                names[str(key)] = spec["name"]
+    return names
+
+
+def secrets(
+    tree: Mapping[str, Any],
+    raw: Mapping[str, str],
+    modifiers: Mapping[str, Mapping[str, str]],
+    stack: str,
+) -> list[Secret]:
+    """Return the secrets to generate, read from the loaded ``tree`` as abra reads them.
+
+    The version is what follows the last ``_`` of the loaded name; ``length``/``charset`` come
+    from the modifiers of the env variable in the recipe's ``raw`` name (its last ``${...}``).
+    """
+    found = []
+    for key, spec in (tree.get("secrets") or {}).items():
         if (spec or {}).get("file"):
             continue  # a file secret ships with the recipe; nothing to generate
-        variable = f"SECRET_{name.upper()}_VERSION"
-        version = env.get(variable)
-        if not version:
-            raise RecipeError(f"secret {name!r} needs {variable} in the app env")
-        out[name] = version
-    return out
+        name = _named("secret", key, spec, stack)
+        version = name.rpartition("_")[2]
+        if not version or name.endswith("_"):
+            raise RecipeError(f"secret {key!r} has no version ({name!r}): is its variable set?")
+        variables = _VARIABLE_RE.findall(raw.get(key, ""))
+        wanted = dict(modifiers.get(variables[-1], {})) if variables else {}
+        found.append(Secret(key, name, version, *_generation(key, wanted)))
+    return found
 
 
-def secret_name(stack: str, name: str, version: str) -> str:
-    """Return the Docker secret name of a recipe secret, as abra names it."""
-    return f"{stack}_{name}_{version}"
+def _generation(key: str, wanted: Mapping[str, str]) -> tuple[int, str]:
+    length_text = wanted.get("length", str(DEFAULT_SECRET_LENGTH))
+    if not length_text.isdigit() or not 1 <= int(length_text) <= MAX_SECRET_LENGTH:
+        raise RecipeError(f"secret {key!r}: length={length_text!r} is not 1-{MAX_SECRET_LENGTH}")
+    charset = wanted.get("charset", "default")
+    for part in charset.split(","):
+        if part not in CHARSETS:
+            raise RecipeError(f"secret {key!r}: unknown charset {part!r} ({', '.join(CHARSETS)})")
+    return int(length_text), charset
 
 
-def recipe_env(folder: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """Return what a new app of the recipe in ``folder`` would see: sample env, abra.sh, ``env``."""
-    values: dict[str, str] = {}
-    sample, abra_sh = folder / ".env.sample", folder / "abra.sh"
-    if sample.is_file():
-        values.update(parse_env(sample.read_text(encoding="utf-8")))
-    if abra_sh.is_file():
-        values.update(parse_abra_sh(abra_sh.read_text(encoding="utf-8")))
-    return {**values, **env}
+def alphabet(charset: str) -> str:
+    """Return the characters a ``charset`` modifier allows (``default,special`` unites them)."""
+    return "".join(dict.fromkeys("".join(CHARSETS[part] for part in charset.split(","))))
 
 
-def recipe_suffix(folder: Path, env: Mapping[str, str]) -> int:
-    """Return the longest ``<volume>`` or ``<secret>_<version>`` the recipe adds to a stack name.
+def config_names(tree: Mapping[str, Any], stack: str) -> list[str]:
+    """Return the Docker names of the recipe's configs (abra names them ``${STACK_NAME}_...``)."""
+    return [
+        _named("config", key, spec, stack)
+        for key, spec in (tree.get("configs") or {}).items()
+        if not (spec or {}).get("external")
+    ]
+
+
+def object_names(tree: Mapping[str, Any], secrets_: list[Secret], stack: str) -> list[str]:
+    """Return every Docker object name the app creates: services, volumes, secrets, configs."""
+    names = [f"{stack}_{service}" for service in tree.get("services") or {}]
+    names += [f"{stack}_{volume}" for volume in volume_keys(tree)]
+    names += [s.name for s in secrets_] + config_names(tree, stack)
+    return names
+
+
+def check_names(names: list[str]) -> None:
+    """Refuse an app whose object names Swarm would refuse at deploy time (length, characters)."""
+    for name in names:
+        if not _OBJECT_RE.fullmatch(name):
+            raise RecipeError(f"{name!r} is not a valid Docker object name")
+    longest = max(names, key=len, default="")
+    if len(longest) > SWARM_NAME_MAX:
+        raise RecipeError(f"{longest!r} is longer than Swarm's {SWARM_NAME_MAX} characters")
+
+
+def recipe_suffix(folder: Path, env: Mapping[str, str], loader: Loader) -> int:
+    """Return the longest name part the recipe appends to ``<stack>_`` (volume, secret, config).
 
     This is what :mod:`ccci_core.names` needs to keep every object name within Swarm's limit.
     """
-    values = {**recipe_env(folder, env), "STACK_NAME": "stack"}
-    tree = load_compose(folder, values)
-    return suffix_len(volume_keys(tree), secret_versions(tree, values))
+    values = {**recipe_env(folder, env), "STACK_NAME": SUFFIX_STACK}
+    files = compose_files(values)
+    tree = loader.load(folder, files, values)
+    raw = raw_secret_names(folder, files)
+    modifiers = envfile.parse(_sample(folder)).modifiers
+    found = secrets(tree, raw, modifiers, SUFFIX_STACK)
+    names = [n for n in object_names(tree, found, SUFFIX_STACK) if n not in _services(tree)]
+    return max((len(n) - len(SUFFIX_STACK) - 1 for n in names), default=0)
+
+
+def _services(tree: Mapping[str, Any]) -> set[str]:
+    return {f"{SUFFIX_STACK}_{service}" for service in tree.get("services") or {}}
+
+
+def _sample(folder: Path) -> str:
+    sample = folder / ENV_SAMPLE
+    return sample.read_text(encoding="utf-8") if sample.is_file() else ""

@@ -113,6 +113,12 @@ class Stack:
         with docker_errors(f"listing secrets of {self.name}"):
             return list(self.client.secrets.list(filters={"label": f"{SECRET_OWNER}={self.name}"}))
 
+    def named_secrets(self) -> list[str]:
+        """Return every secret named ``<stack>_...`` (abra's, which carry no label of ours)."""
+        with docker_errors(f"listing secrets of {self.name}"):
+            found = self.client.secrets.list(filters={"name": f"{self.name}_"})
+        return sorted(s.name for s in found if str(s.name).startswith(f"{self.name}_"))
+
     def secret_names(self) -> set[str]:
         """Return the names of every secret on the engine that starts with ``<stack>_``."""
         with docker_errors("listing secrets"):

@@ -1,12 +1,14 @@
 """Deploy a recipe folder straight to Swarm, the way abra does, for hosts without abra.
 
-``new`` writes ``<apps_dir>/<domain>.env`` from the recipe's ``.env.sample`` plus the caller's env
-(abra keeps the same file under ``servers/<server>/``). ``deploy`` merges ``compose.yml`` with the
-``COMPOSE_FILE`` list, substitutes the app env plus ``abra.sh``'s ``export X=Y`` lines and
-``STACK_NAME``, sets abra's version/chaos labels, creates missing secrets as
-``<stack>_<name>_<version>``, and runs ``docker stack deploy``. ``undeploy`` is ``docker stack rm``
-and waits until no service, task container or network of the stack is left. ``remove`` also
-deletes the stack's volumes and generated secrets, after checking every one belongs to the stack.
+``new`` writes ``<apps_dir>/<domain>.env`` as abra writes an app's env: the recipe's
+``.env.sample`` text with ``TYPE``, ``DOMAIN`` and the caller's values set in place (expansion of
+``$VAR`` happens at each read, :mod:`.envfile`). ``deploy`` hands the ``COMPOSE_FILE`` list and
+the app env (plus ``abra.sh``'s ``export X=Y`` lines and ``STACK_NAME``) to docker's compose
+loader (:mod:`.stack_config`), then adds only what abra adds: the version/chaos labels and the
+secrets the recipe names, generated with the length and charset its env asks for. Then
+``docker stack deploy``. ``undeploy`` is ``docker stack rm`` and waits until no service, task
+container or network of the stack is left. ``remove`` also deletes the stack's volumes and
+generated secrets, after checking every one belongs to the stack.
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ import yaml
 
 from ..atomic import write_text
 from ..catalog import Checkout
-from ..names import SWARM_NAME_MAX, AppName, object_names, suffix_len
+from ..names import AppName
 from ..process import ProcessError, run
-from . import compose
-from .errors import DeployError, ForeignObject, RecipeError
+from . import compose, envfile
+from .errors import DeployError, ForeignObject
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
 from .stack import SECRET_OWNER, Stack, docker_errors
+from .stack_config import StackConfig
 
-ENV_SAMPLE = ".env.sample"
-ABRA_SH = "abra.sh"
 RM_ATTEMPTS = 3  # `docker stack rm` may race a stopping task for its network
 STACK_FILE = ".ccci-stack.yml"  # the rendered compose file, written into the private checkout
+
+
+def generate(secret: compose.Secret) -> str:
+    """Return a new value for ``secret``: ``length`` characters of its charset."""
+    characters = compose.alphabet(secret.charset)
+    return "".join(secrets.choice(characters) for _ in range(secret.length))
 
 
 class SwarmDeployer:
@@ -46,12 +53,13 @@ class SwarmDeployer:
         docker_cli: str = "docker",
         timeout: float = 300.0,
         poll: float = 0.5,
-        token: Callable[[], str] = lambda: secrets.token_hex(16),
+        token: Callable[[compose.Secret], str] = generate,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.apps_dir = apps_dir
         self.docker_cli = docker_cli
+        self.loader = StackConfig(docker_cli)
         self.timeout = timeout
         self.poll = poll
         self.token = token
@@ -63,30 +71,34 @@ class SwarmDeployer:
         """Return the app's env file."""
         return self.apps_dir / f"{app.domain}.env"
 
-    def env(self, app: AppName) -> dict[str, str]:
-        """Return the app's env, or raise DeployError if the app was never created."""
+    def env_file(self, app: AppName) -> envfile.EnvFile:
+        """Return the app's env (values and modifiers), or raise if the app was never created."""
         try:
-            return compose.parse_env(self.env_path(app).read_text(encoding="utf-8"))
+            return envfile.parse(self.env_path(app).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise DeployError(f"app {app.domain} has no env; create it first (new)") from exc
+
+    def env(self, app: AppName) -> dict[str, str]:
+        """Return the app's env values (``$VAR`` expanded, as abra reads them)."""
+        return self.env_file(app).values
 
     def exists(self, app: AppName) -> bool:
         """Return whether the app has been created (its env file exists)."""
         return self.env_path(app).is_file()
 
     def new(self, app: AppName, checkout: Checkout, env: Mapping[str, str]) -> None:
-        """Write the app's env from the recipe's ``.env.sample`` plus ``env``."""
+        """Write the app's env: the recipe's ``.env.sample`` with TYPE, DOMAIN and ``env`` set."""
         path = self.env_path(app)
         if path.exists():
             raise DeployError(f"app {app.domain} already exists ({path})")
-        sample = checkout.path / ENV_SAMPLE
-        base = compose.parse_env(sample.read_text(encoding="utf-8")) if sample.exists() else {}
-        values = {**base, "TYPE": app.recipe, "DOMAIN": app.domain, **env}
+        sample = checkout.path / compose.ENV_SAMPLE
+        text = sample.read_text(encoding="utf-8") if sample.exists() else ""
+        values = {"TYPE": app.recipe, "DOMAIN": app.domain, **env}
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, compose.render_env(values))
+        write_text(path, envfile.set_values(text, values), mode=0o600)
 
     def _full_env(self, app: AppName, checkout: Checkout) -> dict[str, str]:
-        abra_sh = checkout.path / ABRA_SH
+        abra_sh = checkout.path / compose.ABRA_SH
         exported = (
             compose.parse_abra_sh(abra_sh.read_text(encoding="utf-8")) if abra_sh.exists() else {}
         )
@@ -94,49 +106,49 @@ class SwarmDeployer:
 
     # -- objects -----------------------------------------------------------------------------
 
-    def _check_names(self, app: AppName, tree: Mapping[str, Any], env: Mapping[str, str]) -> None:
-        volumes = compose.volume_keys(tree)
-        versions = compose.secret_versions(tree, env)
-        names = object_names(app.stack, volumes, versions)
-        names += [f"{app.stack}_{service}" for service in tree["services"]]
-        longest = max(names, key=len)
-        if len(longest) > SWARM_NAME_MAX:
-            raise RecipeError(
-                f"{longest!r} is longer than Swarm's {SWARM_NAME_MAX} characters "
-                f"(the recipe needs suffix_len={suffix_len(volumes, versions)})"
-            )
+    def _load(
+        self, app: AppName, checkout: Checkout
+    ) -> tuple[dict[str, Any], list[compose.Secret]]:
+        """Return the loaded tree and the secrets it needs, names checked against Swarm's limit."""
+        env = self._full_env(app, checkout)
+        files = compose.compose_files(env)
+        tree = self.loader.load(checkout.path, files, env)
+        raw = compose.raw_secret_names(checkout.path, files)
+        needed = compose.secrets(tree, raw, self.env_file(app).modifiers, app.stack)
+        compose.check_names(compose.object_names(tree, needed, app.stack))
+        return tree, needed
 
-    def _ensure_secrets(self, app: AppName, versions: Mapping[str, str]) -> list[str]:
+    def _ensure_secrets(self, app: AppName, needed: list[compose.Secret]) -> list[str]:
         existing = Stack(self.client, app.stack).secret_names()
         created = []
-        for name, version in versions.items():
-            full = compose.secret_name(app.stack, name, version)
-            if full in existing:
+        for secret in needed:
+            if secret.name in existing:
                 continue
-            with docker_errors(f"creating secret {full}"):
+            with docker_errors(f"creating secret {secret.name}"):
                 self.client.secrets.create(
-                    name=full, data=self.token().encode(), labels={SECRET_OWNER: app.stack}
+                    name=secret.name,
+                    data=self.token(secret).encode(),
+                    labels={SECRET_OWNER: app.stack},
                 )
-            created.append(full)
+            created.append(secret.name)
         return created
 
     def generate_secrets(self, app: AppName, checkout: Checkout) -> None:
         """Create the app's missing secrets with generated values."""
-        env = self._full_env(app, checkout)
-        tree = compose.load_compose(checkout.path, env)
-        self._ensure_secrets(app, compose.secret_versions(tree, env))
+        self._ensure_secrets(app, self._load(app, checkout)[1])
 
     def render(self, app: AppName, checkout: Checkout) -> dict[str, Any]:
         """Return the compose tree ``deploy`` hands to ``docker stack deploy``."""
-        env = self._full_env(app, checkout)
-        tree = compose.load_compose(checkout.path, env)
-        self._check_names(app, tree, env)
-        versions = compose.secret_versions(tree, env)
-        for name, version in versions.items():
-            spec = dict(tree["secrets"][name] or {})
-            spec.pop("file", None)
-            spec.update(name=compose.secret_name(app.stack, name, version), external=True)
-            tree["secrets"][name] = spec
+        return self._render(app, checkout)[0]
+
+    def _render(
+        self, app: AppName, checkout: Checkout
+    ) -> tuple[dict[str, Any], list[compose.Secret]]:
+        tree, needed = self._load(app, checkout)
+        for secret in needed:
+            spec = dict(tree["secrets"][secret.key] or {})
+            spec.update(name=secret.name, external=True)
+            tree["secrets"][secret.key] = spec
         labels: dict[str, str] = {chaos_label(app.stack): str(checkout.chaos).lower()}
         if checkout.version is not None:
             labels[version_label(app.stack)] = str(checkout.version)
@@ -144,8 +156,8 @@ class SwarmDeployer:
             labels[chaos_version_label(app.stack)] = checkout.commit[:8]
         for service in tree["services"].values():
             deploy = service.setdefault("deploy", {})
-            deploy["labels"] = compose.merge(deploy.get("labels") or {}, labels, "labels")
-        return tree
+            deploy["labels"] = {**(deploy.get("labels") or {}), **labels}
+        return tree, needed
 
     # -- operations --------------------------------------------------------------------------
 
@@ -160,8 +172,8 @@ class SwarmDeployer:
 
     def deploy(self, app: AppName, checkout: Checkout) -> Deployed:
         """Deploy the checkout: its version, or chaos at its commit; return without waiting."""
-        tree = self.render(app, checkout)
-        self._ensure_secrets(app, compose.secret_versions(tree, self._full_env(app, checkout)))
+        tree, needed = self._render(app, checkout)
+        self._ensure_secrets(app, needed)
         stack_file = checkout.path / STACK_FILE
         # Escape "$" so the CLI does not interpolate again what we already substituted.
         write_text(stack_file, yaml.safe_dump(compose.escape_tree(tree), sort_keys=False))

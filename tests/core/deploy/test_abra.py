@@ -15,7 +15,8 @@ import docker
 import pytest
 
 from ccci_core.catalog import Catalog
-from ccci_core.deploy.abra import AbraDeployer, set_env
+from ccci_core.deploy import envfile
+from ccci_core.deploy.abra import AbraDeployer
 from ccci_core.deploy.errors import DeployError, RecipeError
 from ccci_core.names import AppName, cold_app
 
@@ -198,22 +199,29 @@ def test_checkout_outside_the_runs_recipes_dir_is_refused(
     assert [] == _calls(abra_log)
 
 
-@pytest.mark.parametrize(
-    ("before", "values", "after"),
-    [
-        ("A=1\nB=2\n", {"B": "3"}, "A=1\nB='3'\n"),
-        (
-            "A=1\n#LETS_ENCRYPT_ENV=production\n",
-            {"LETS_ENCRYPT_ENV": ""},
-            "A=1\nLETS_ENCRYPT_ENV=''\n",
-        ),
-        ("A=1\n", {"NEW": "x y"}, "A=1\nNEW='x y'\n"),
-        ("# a comment = not a key\n", {}, "# a comment = not a key\n"),
-    ],
-)
-def test_set_env(before: str, values: dict[str, str], after: str) -> None:
-    """Env values replace their line (commented or not) or are appended."""
-    assert after == set_env(before, values)
+@pytest.mark.docker
+def test_extra_env_compose_file_is_the_final_value_on_an_overlay_chain(
+    abra: AbraDeployer, abra_log: Path, catalog: Catalog, operator_dir: Path
+) -> None:
+    """EXTRA_ENV COMPOSE_FILE replaces the whole chain, as the swarm deployer reads it."""
+    app = cold_app("ccci-overlay", "t.ccci.example", uuid.uuid4().hex[:6], suffix=19)
+    with catalog.checkout("ccci-overlay", None, abra.recipes_dir) as checkout:
+        abra.new(app, checkout, {"COMPOSE_FILE": "compose.yml:compose.postgres.yml"})
+    text = (operator_dir / "servers" / "ci-host" / f"{app.domain}.env").read_text()
+    assert "compose.yml:compose.postgres.yml" == envfile.parse_env(text)["COMPOSE_FILE"]
+
+
+@pytest.mark.docker
+def test_remove_that_leaves_a_secret_is_an_error(
+    abra: AbraDeployer, abra_log: Path, app: AppName, docker_client: docker.DockerClient
+) -> None:
+    """abra's secrets carry no label of ours: one left named ``<stack>_...`` is still found."""
+    left = docker_client.secrets.create(name=f"{app.stack}_api_key_v1", data=b"x")
+    try:
+        with pytest.raises(DeployError, match=f"{app.stack}_api_key_v1"):
+            abra.remove(app)
+    finally:
+        left.remove()
 
 
 @pytest.mark.abra

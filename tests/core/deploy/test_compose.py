@@ -1,45 +1,31 @@
-"""Reading a recipe folder: env files, abra.sh exports, interpolation, merging, object names."""
+"""What abra adds around docker's loader: abra.sh, COMPOSE_FILE, secrets, object names."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from ccci_core.deploy import compose
-from ccci_core.deploy.errors import RecipeError
+from ccci_core.deploy import compose, envfile
+from ccci_core.deploy.errors import DeployError, RecipeError
+from ccci_core.deploy.stack_config import StackConfig
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "ccci-web" / "1.0.0+1.0"
-
-
-def test_parse_env_reads_abra_env_files() -> None:
-    """Comments, blanks, quotes, ``export`` and abra's ``# length=N`` modifiers are handled."""
-    text = (
-        '# a comment\n\nTYPE=web\nexport A=1\nCOMPOSE_FILE="compose.yml:compose.x.yml"\n'
-        "SECRET_DB_VERSION=v1 # length=32\nQUOTED='a # b'\nEMPTY=\n"
-    )
-    expected = {
-        "TYPE": "web",
-        "A": "1",
-        "COMPOSE_FILE": "compose.yml:compose.x.yml",
-        "SECRET_DB_VERSION": "v1",
-        "QUOTED": "a # b",
-        "EMPTY": "",
-    }
-    assert expected == compose.parse_env(text)
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+OVERLAY = RECIPES / "ccci-overlay" / "1.0.0+2.0"
+WEB = RECIPES / "ccci-web" / "1.0.0+1.0"
 
 
-def test_render_env_round_trips() -> None:
-    """What render_env writes, parse_env reads back."""
-    env = {"A": "1", "B": "with space", "C": "", "D": "x#y"}
-    assert env == compose.parse_env(compose.render_env(env))
-
-
-@pytest.mark.parametrize("text", ["no equals sign\n", "BAD KEY=1\n", "1X=2\n"])
-def test_parse_env_refuses_garbage(text: str) -> None:
-    """A line that is not KEY=VALUE is a RecipeError."""
-    with pytest.raises(RecipeError):
-        compose.parse_env(text)
+def _loaded(folder: Path, stack: str = "s") -> tuple[dict[str, Any], dict[str, str], Any]:
+    text = (folder / ".env.sample").read_text()
+    env = {**compose.recipe_env(folder, {}), "STACK_NAME": stack, "WEB_IMAGE": "img:1"}
+    files = compose.compose_files(env)
+    loader = StackConfig()
+    tree = loader.load(folder, files, env)
+    raw = compose.raw_secret_names(folder, files)
+    return tree, raw, envfile.parse(text).modifiers
 
 
 def test_abra_sh_exports_are_read_not_run() -> None:
@@ -53,101 +39,105 @@ def test_abra_sh_exports_are_read_not_run() -> None:
     assert expected == compose.parse_abra_sh(text)
 
 
+@pytest.mark.parametrize("entry", ["postgres/compose.postgres.tune.yml", "a/b/c.yaml"])
+def test_compose_file_list_takes_nested_overlays(entry: str) -> None:
+    """An overlay in a subfolder of the recipe is a compose file like any other."""
+    assert ["compose.yml", entry] == compose.compose_files({"COMPOSE_FILE": f"compose.yml:{entry}"})
+
+
 @pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("${A}", "1"),
-        ("$A-x", "1-x"),
-        ("${MISSING}", ""),
-        ("${MISSING:-dflt}", "dflt"),
-        ("${EMPTY:-dflt}", "dflt"),
-        ("${EMPTY-dflt}", ""),
-        ("$$A", "$A"),
-        ("a_${A}_$${B}", "a_1_${B}"),
-    ],
+    "entry", ["../compose.yml", "/etc/passwd", "compose.yml.sh", "a/../b.yml", "a//b.yml", "-x.yml"]
 )
-def test_interpolate(text: str, expected: str) -> None:
-    """Compose's substitution rules, including defaults and the ``$$`` escape."""
-    assert expected == compose.interpolate(text, {"A": "1", "EMPTY": ""})
-
-
-def test_required_variable_missing_is_an_error() -> None:
-    """``${VAR:?msg}`` with VAR unset is refused with the message."""
-    with pytest.raises(RecipeError, match="set the domain"):
-        compose.interpolate("${DOMAIN:?set the domain}", {})
-
-
-def test_merge_follows_compose_override_rules() -> None:
-    """Mappings merge, list-form labels/environment merge by key, other lists unite."""
-    base = {
-        "services": {
-            "app": {
-                "image": "a:1",
-                "environment": ["A=1", "B=2"],
-                "deploy": {"labels": ["x=1"]},
-                "networks": ["internal"],
-                "command": ["a", "b"],
-            }
-        }
-    }
-    override = {
-        "services": {
-            "app": {
-                "image": "a:2",
-                "environment": {"B": "3"},
-                "deploy": {"labels": ["y=2"]},
-                "networks": ["internal", "proxy"],
-                "command": ["c"],
-            }
-        }
-    }
-    expected = {
-        "services": {
-            "app": {
-                "image": "a:2",
-                "environment": {"A": "1", "B": "3"},
-                "deploy": {"labels": {"x": "1", "y": "2"}},
-                "networks": ["internal", "proxy"],
-                "command": ["c"],
-            }
-        }
-    }
-    assert expected == compose.merge(base, override)
-
-
-def test_load_compose_merges_compose_file_list_and_types_substitutions() -> None:
-    """The test recipe's two compose files merge; ``published: ${HTTP_PORT}`` becomes an int."""
-    env = {
-        **compose.parse_env((RECIPE / ".env.sample").read_text()),
-        "STACK_NAME": "s",
-        "WEB_IMAGE": "img:1",
-        "ENTRYPOINT_VERSION": "v1",
-    }
-    tree = compose.load_compose(RECIPE, env)
-    app = tree["services"]["app"]
-    assert "img:1" == app["image"]
-    assert [{"target": 80, "published": 8080, "protocol": "tcp", "mode": "host"}] == app["ports"]
-    assert ["coop-cloud.s.version=1.0.0+1.0"] == app["deploy"]["labels"]
-    assert "s_entrypoint_v1" == tree["configs"]["entrypoint"]["name"]
-    assert ["data"] == compose.volume_keys(tree)
-    assert {"api_key": "v1"} == compose.secret_versions(tree, env)
-
-
-@pytest.mark.parametrize("entry", ["../compose.yml", "/etc/passwd", "compose.yml.sh", "a/b.yml"])
 def test_compose_file_list_stays_in_the_recipe(entry: str) -> None:
-    """A COMPOSE_FILE entry that is not a plain compose file name is refused."""
+    """A COMPOSE_FILE entry that is not a compose file inside the recipe is refused."""
     with pytest.raises(RecipeError):
         compose.compose_files({"COMPOSE_FILE": f"compose.yml:{entry}"})
 
 
-def test_secret_without_version_variable_is_refused() -> None:
-    """A generated secret needs its SECRET_<NAME>_VERSION."""
-    with pytest.raises(RecipeError, match="SECRET_DB_PASSWORD_VERSION"):
-        compose.secret_versions({"secrets": {"db_password": {"external": True}}}, {})
+@pytest.mark.docker
+def test_secrets_take_name_version_and_modifiers_from_the_recipe() -> None:
+    """Versions come from the loaded name, length/charset from the variable in the raw name."""
+    tree, raw, modifiers = _loaded(OVERLAY)
+
+    found = {s.key: s for s in compose.secrets(tree, raw, modifiers, "s")}
+
+    assert {
+        "db_password": compose.Secret("db_password", "s_db_password_v1", "v1", 128, "default"),
+        "admin_token": compose.Secret(
+            "admin_token", "s_admin_token_v2", "v2", 40, "default,special"
+        ),
+        # the compose key and its variable differ (DB_ROOT_SECRET_VERSION): abra reads the name
+        "root_password": compose.Secret("root_password", "s_root_password_v3", "v3"),
+    } == found
 
 
-def test_escape_tree_protects_dollars_from_a_second_interpolation() -> None:
-    """Escaped output interpolates back to itself."""
-    tree = {"command": ["sh", "-c", "echo $HOME $$"], "n": 1}
-    escaped = compose.escape_tree(tree)
-    assert tree["command"] == [compose.interpolate(s, {}) for s in escaped["command"]]
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"name": "s_db_password_"}, "no version"),
+        ({"external": True}, "has no name"),
+        ({"name": "other_db_password_v1"}, "does not start with s_"),
+    ],
+)
+def test_secret_without_a_usable_name_is_refused(spec: dict[str, Any], reason: str) -> None:
+    """A generated secret needs a name of the stack's that ends in a version."""
+    with pytest.raises(RecipeError, match=reason):
+        compose.secrets({"secrets": {"db_password": spec}}, {}, {}, "s")
+
+
+@pytest.mark.parametrize(
+    ("modifiers", "reason"),
+    [({"length": "0"}, "length"), ({"length": "x"}, "length"), ({"charset": "emoji"}, "charset")],
+)
+def test_bad_modifiers_are_refused(modifiers: dict[str, str], reason: str) -> None:
+    """A length or charset abra would not understand is a RecipeError, not a weak secret."""
+    tree = {"secrets": {"k": {"name": "s_k_v1"}}}
+    raw = {"k": "${STACK_NAME}_k_${SECRET_K_VERSION}"}
+    with pytest.raises(RecipeError, match=reason):
+        compose.secrets(tree, raw, {"SECRET_K_VERSION": modifiers}, "s")
+
+
+def test_charsets_unite() -> None:
+    """``default`` is letters and digits; ``default,special`` adds punctuation, once each."""
+    assert set(string.ascii_letters + string.digits) == set(compose.alphabet("default"))
+    both = compose.alphabet("default,special")
+    assert len(set(both)) == len(both)
+    assert set(compose.alphabet("default")) < set(both)
+
+
+@pytest.mark.docker
+def test_recipe_suffix_counts_configs_and_secrets() -> None:
+    """The longest ``<stack>_...`` part is the tuning config's (item 9), nested overlay included."""
+    suffix = compose.recipe_suffix(OVERLAY, {"WEB_IMAGE": "img:1"}, StackConfig())
+    assert len("pg_tuning_config_v1") == suffix
+
+
+@pytest.mark.docker
+def test_object_names_over_swarms_limit_are_refused_before_deploy() -> None:
+    """A 65-character config name is a clear RecipeError, not a failed deploy."""
+    stack = "s" * (64 - len("pg_tuning_config_v1"))  # one too many with the "_"
+    tree, raw, modifiers = _loaded(OVERLAY, stack)
+    names = compose.object_names(tree, compose.secrets(tree, raw, modifiers, stack), stack)
+    with pytest.raises(RecipeError, match="pg_tuning_config_v1' is longer"):
+        compose.check_names(names)
+
+
+def test_loader_without_stack_config_says_so(tmp_path: Path) -> None:
+    """A docker CLI that lacks ``stack config`` is named as the problem."""
+    old = tmp_path / "docker"
+    old.write_text('#!/bin/sh\necho "unknown flag: --compose-file" >&2\nexit 125\n')
+    old.chmod(0o755)
+    with pytest.raises(DeployError, match="has no 'docker stack config'"):
+        StackConfig(str(old)).load(WEB, ["compose.yml"], {})
+
+
+@pytest.mark.docker
+def test_escape_tree_survives_dockers_second_interpolation(tmp_path: Path) -> None:
+    """An escaped tree, loaded again by docker with variables set, comes back unchanged."""
+    command = ["sh", "-c", "echo $HOME ${HOME} $$ $${HOME}"]
+    tree = {"version": "3.8", "services": {"app": {"image": "img:1", "command": command}}}
+    (tmp_path / "compose.yml").write_text(yaml.safe_dump(compose.escape_tree(tree)))
+
+    loaded = StackConfig().load(tmp_path, ["compose.yml"], {"HOME": "/root"})
+
+    assert command == loaded["services"]["app"]["command"]

@@ -1,0 +1,2 @@
+#!/bin/sh
+export TUNING_VERSION=v1

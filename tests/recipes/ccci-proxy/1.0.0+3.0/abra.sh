@@ -1,0 +1,2 @@
+#!/bin/sh
+export PROXY_TOML_VERSION=v4
