@@ -39,7 +39,14 @@ from ccci_core.versions import Version
 
 from .alerts import Alerts
 from .engine import Engine
-from .errors import AgentError, Conflict, NotFound, SnapshotCorrupt, StateCorrupt
+from .errors import (
+    AgentError,
+    Conflict,
+    NotFound,
+    SnapshotCorrupt,
+    StateCorrupt,
+    StorageFull,
+)
 from .store import StateDir, quarantine, read_json, remove_durably
 from .warmsnap import Warmsnap, now_iso
 
@@ -48,6 +55,8 @@ VolumeState = Literal["clean", "dirty"]
 _COMMIT_RE = re.compile(r"[0-9a-f]{7,64}")
 TRASH_PREFIX = "_trash-"
 _SUFFIX_MAX = 63
+LIVE_KEYS = frozenset({"status", "volume", "seed", "live_ts"})  # what live.json may overlay
+RECORD_KEYS = ("recipe", "domain", "stack", "version", "commit")
 
 
 def validate_commit(commit: object) -> str:
@@ -107,20 +116,38 @@ class Canonicals:
             self._alert("state-corrupt", recipe, error)
             raise error from exc
 
+    def _corrupt(self, recipe: str, message: str) -> StateCorrupt:
+        error = StateCorrupt(message)
+        self._alert("state-corrupt", recipe, error)
+        return error
+
     def _live(self, recipe: str) -> dict[str, Any]:
-        """Return the live state; one that cannot be read reads as dirty (the safe side)."""
+        """Return the live state; one that cannot be read reads as dirty (the safe side).
+
+        Only the live keys count (a live.json never renames a stack), and a volume that is not
+        exactly ``clean`` is dirty.
+        """
+        path = self.state.live(recipe)
         try:
-            live = self._read(recipe, self.state.live(recipe))
+            live = self._read(recipe, path)
         except StateCorrupt as exc:
             return {"volume": "dirty", "live_corrupt": exc.message}
-        return dict(live) if isinstance(live, dict) else {}
+        if live is None and not path.exists():
+            return {}
+        if not isinstance(live, dict) or live.get("volume", "clean") not in ("clean", "dirty"):
+            error = self._corrupt(recipe, f"{recipe}: live.json holds {live!r}, not a live state")
+            return {"volume": "dirty", "live_corrupt": error.message}
+        return {k: v for k, v in live.items() if k in LIVE_KEYS}
 
     def _record(self, recipe: str) -> dict[str, Any] | None:
-        record = self._read(recipe, self.state.canonical(recipe))
-        if record is None:
+        path = self.state.canonical(recipe)
+        record = self._read(recipe, path)
+        if record is None and not path.exists():
             return None
-        if not isinstance(record, dict):
-            raise StateCorrupt(f"{recipe}: canonical.json is not an object")
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(k), str) for k in RECORD_KEYS
+        ):
+            raise self._corrupt(recipe, f"{recipe}: canonical.json is not a registry entry")
         return {**record, **self._live(recipe)}
 
     def _manifest(self, recipe: str) -> dict[str, Any] | None:
@@ -167,7 +194,7 @@ class Canonicals:
         record["snapshot"] = snapshot
         record["restore_pending"] = pending
         record["corrupt"] = corrupt
-        if pending is not None:
+        if pending is not None or record.get("volume") != "clean":
             record["volume"] = "dirty"
         return record
 
@@ -175,15 +202,17 @@ class Canonicals:
         """Return every registry entry (a broken one is reported as corrupt, not raised)."""
         return [self.view(r) for r in self.state.apps() if self.state.canonical(r).is_file()]
 
-    def _require_clean_or_seeded(self, recipe: str, seed: str | None, version: str) -> None:
-        """Refuse to make a touched volume the known-good, unless it is the seeded deploy."""
+    def _require_clean_or_seeded(
+        self, recipe: str, seed: str | None, version: str, commit: str | None
+    ) -> None:
+        """Refuse to make a touched volume (or another version) the known-good, but when seeded."""
         if self.warmsnap.pending_restore(recipe) is not None:
             raise Conflict(
                 f"{recipe}: a restore is pending; restore first (cc-ci restore {recipe})"
             )
         record = self._record(recipe)
-        if record is None or record.get("volume") != "dirty":
-            return
+        if record is None:
+            return  # a first promote: nothing known-good to launder
         expected = record.get("seed")
         if (
             seed is not None
@@ -192,18 +221,33 @@ class Canonicals:
             and expected.get("version") == version
         ):
             return
-        raise Conflict(
-            f"{recipe}: its volume is dirty (another version touched it); restore first "
-            f"(cc-ci restore {recipe}) — only a green cold run's own deploy may promote it"
-        )
+        if record.get("volume") != "clean":
+            raise Conflict(
+                f"{recipe}: its volume is dirty (another version touched it); restore first "
+                f"(cc-ci restore {recipe}) — only a green cold run's own deploy may promote it"
+            )
+        if (version, commit) != (record["version"], record["commit"]):
+            raise Conflict(
+                f"{recipe}: the volume holds {record['version']}; promoting {version} needs the "
+                "seed of the green cold run that deployed it (POST canonicals/R/seed)"
+            )
 
     def seed(self, recipe: str, version: str) -> dict[str, Any]:
         """Start a re-seed at ``version``: mark deployed and dirty, return the token to promote."""
         Version.parse(version)
         with self._lock(recipe):
-            if self._record(recipe) is None:
+            record = self._record(recipe)
+            if record is None:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
-            self._require_clean_or_seeded(recipe, None, version)
+            if self.warmsnap.pending_restore(recipe) is not None:
+                raise Conflict(
+                    f"{recipe}: a restore is pending; restore first (cc-ci restore {recipe})"
+                )
+            if record.get("volume") != "clean":
+                raise Conflict(
+                    f"{recipe}: its volume is dirty; restore first (cc-ci restore {recipe}): a "
+                    "re-seed starts from the known-good"
+                )
             token = secrets.token_hex(16)
             self._update(
                 recipe,
@@ -228,7 +272,7 @@ class Canonicals:
         validate_commit(commit)
         stack = domain.replace(".", "_")
         with self._lock(recipe):
-            self._require_clean_or_seeded(recipe, seed, version)
+            self._require_clean_or_seeded(recipe, seed, version, commit)
             app = self.state.app(recipe)
             fresh = not app.exists()
             app.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -245,7 +289,16 @@ class Canonicals:
                 if fresh:
                     shutil.rmtree(app, ignore_errors=True)  # a refused first promote leaves nothing
                 raise
-            self._write_from_manifest(recipe, manifest)
+            try:
+                self._write_from_manifest(recipe, manifest)
+            except OSError as exc:
+                # The flip is the commit point: the snapshot is in, only its record is not yet.
+                raise StorageFull(
+                    f"{recipe}: snapshot {manifest['id']} is committed but its registry entry "
+                    f"could not be written ({exc.strerror}); it is repaired at the agent's next "
+                    "start",
+                    snapshot=manifest["id"],
+                ) from exc
         return self.view(recipe)
 
     def snapshot(self, recipe: str) -> dict[str, Any]:
@@ -255,13 +308,20 @@ class Canonicals:
             raise NotFound(f"{recipe} is not a canonical; promote it first", recipe=recipe)
         return self.promote(recipe, record["domain"], record["version"], record["commit"])
 
-    def _write_from_manifest(self, recipe: str, manifest: dict[str, Any]) -> None:
+    def _write_from_manifest(
+        self, recipe: str, manifest: dict[str, Any], *, promoted: bool = True
+    ) -> None:
+        """Record the committed snapshot; a promote also resets the live state (``promoted``).
+
+        A repair at start keeps live.json: whether the volume is clean is not the manifest's to say.
+        """
         record = dict(manifest["canonical"])
         record.update(
             status="idle", volume="clean", snapshot_id=manifest["id"], ts=manifest["created"]
         )
         write_json(self.state.canonical(recipe), record)
-        remove_durably(self.state.live(recipe))  # the new known-good is what the volume holds
+        if promoted:
+            remove_durably(self.state.live(recipe))  # the new known-good is what the volume holds
 
     def restore(self, recipe: str) -> dict[str, Any]:
         """Restore the known-good data of ``recipe``; its volume is clean afterwards."""
@@ -287,10 +347,15 @@ class Canonicals:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
             if volume == "clean" and self.warmsnap.pending_restore(recipe) is not None:
                 raise Conflict(f"{recipe}: a restore is pending; its volume is not clean")
-            if volume == "clean" and self._live(recipe).get("volume") == "dirty":
+            if volume == "clean" and self._live(recipe).get("volume", "clean") != "clean":
                 raise Conflict(f"{recipe}: its volume is dirty; only a restore makes it clean")
             # Whoever dirties the volume now is not the seeded deploy: the seed is void.
-            self._update(recipe, status=status, volume=volume, seed=None if volume else ...)
+            self._update(
+                recipe,
+                status=status if status is not None else ...,
+                volume=volume if volume is not None else ...,
+                seed=None if volume is not None else ...,
+            )
         return self.view(recipe)
 
     def _update(self, recipe: str, **fields: Any) -> None:
@@ -317,7 +382,7 @@ class Canonicals:
             try:
                 self._prune(recipe)
                 pruned.append(recipe)
-            except Conflict as exc:
+            except AgentError as exc:  # one broken or busy canonical never stops the others
                 refused[recipe] = exc.message
         return {"pruned": pruned, "refused": refused}
 
@@ -375,7 +440,7 @@ class Canonicals:
             record = None
             actions.append(f"{exc.message}; moved to {moved.name}")
         if manifest is not None and (record or {}).get("snapshot_id") != manifest["id"]:
-            self._write_from_manifest(recipe, manifest)
+            self._write_from_manifest(recipe, manifest, promoted=False)
             actions.append(f"recorded snapshot {manifest['id']}")
         if self.warmsnap.pending_restore(recipe) is not None:
             actions.append(f"restore pending (retry: cc-ci restore {recipe})")

@@ -12,6 +12,7 @@ cannot change the data, so it does not hold it.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -91,10 +92,36 @@ def check_volume_name(name: object) -> str:
     return name
 
 
-def paths_overlap(a: str, b: str) -> bool:
-    """Return whether one of two absolute paths is the other or lies inside it."""
+def _nested(a: str, b: str) -> bool:
     a, b = a.rstrip("/") or "/", b.rstrip("/") or "/"
     return a == b or b.startswith(a.rstrip("/") + "/") or a.startswith(b.rstrip("/") + "/")
+
+
+def _identities(path: str) -> list[tuple[int, int]]:
+    """Return ``(st_dev, st_ino)`` of ``path`` and each directory above it ([] if it is gone)."""
+    found: list[tuple[int, int]] = []
+    for folder in (Path(path), *Path(path).parents):
+        try:
+            st = folder.stat()
+        except OSError:
+            if not found:
+                return []  # the path itself is gone: an ancestor's identity would mislead
+            continue
+        found.append((st.st_dev, st.st_ino))
+    return found
+
+
+def paths_overlap(a: str, b: str) -> bool:
+    """Return whether one host path is the other or lies inside it, however it is spelled.
+
+    Spelled paths and symlink-resolved ones are compared, then the directories themselves (device
+    and inode), which also sees the same directory reached through another bind mount of it.
+    """
+    real_a, real_b = os.path.realpath(a), os.path.realpath(b)
+    if _nested(a, b) or _nested(real_a, real_b):
+        return True
+    chain_a, chain_b = _identities(real_a), _identities(real_b)
+    return bool(chain_a and chain_b) and (chain_a[0] in chain_b or chain_b[0] in chain_a)
 
 
 def mount_holds(mount: dict[str, Any], volume: Volume) -> bool:

@@ -35,6 +35,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -120,16 +121,17 @@ def _unescape(field: str) -> str:
 
 
 def mounts_inside(path: Path, mountinfo: Path = MOUNTINFO) -> list[str]:
-    """Return the mount points strictly inside ``path`` (bind mounts of one filesystem too)."""
-    root = str(path.resolve()).rstrip("/") + "/"
+    """Return the mount points at or inside ``path`` (bind mounts of one filesystem too)."""
+    exact = str(path.resolve()).rstrip("/") or "/"
+    root = exact.rstrip("/") + "/"
     found = []
     for line in mountinfo.read_text().splitlines():
         fields = line.split(" ")
         if len(fields) > 4:
             point = _unescape(fields[4])
-            if point.startswith(root):
+            if point == exact or point.startswith(root):
                 found.append(point)
-    return sorted(found)
+    return sorted(set(found))
 
 
 def clear_directory(path: Path) -> None:
@@ -144,9 +146,22 @@ def clear_directory(path: Path) -> None:
             f"{path} holds mount points ({', '.join(inside)}): refusing to clear through them",
             mounts=inside,
         )
+    try:
+        _remove_contents(path, os.lstat(path).st_dev)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        raise Conflict(f"{exc.filename} became a mount point while {path} was cleared") from exc
+
+
+def _remove_contents(path: Path | str, device: int) -> None:
+    """Remove what ``path`` holds, refusing to enter a directory of another filesystem."""
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
+            if entry.stat(follow_symlinks=False).st_dev != device:
+                raise Conflict(f"{entry.path} is another filesystem: refusing to clear it")
+            _remove_contents(entry.path, device)
+            Path(entry.path).rmdir()
         else:
             Path(entry.path).unlink()
 
@@ -154,6 +169,22 @@ def clear_directory(path: Path) -> None:
 def check_plain(volumes: Sequence[Volume]) -> None:
     """Refuse volumes whose data is not plainly their mountpoint's files on one filesystem."""
     for volume in volumes:
+        # lstat: a mountpoint replaced by a symlink would lead tar and the clear elsewhere.
+        # (A symlink further up, such as a moved Docker data root, is the operator's and fine.)
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(volume.mountpoint).st_mode)
+        except OSError as exc:
+            raise Conflict(
+                f"volume {volume.name}: its mountpoint {volume.mountpoint} is unusable "
+                f"({exc.strerror})",
+                volume=volume.name,
+            ) from exc
+        if not is_dir:
+            raise Conflict(
+                f"volume {volume.name}: its mountpoint {volume.mountpoint} is not a directory "
+                "(a symlink or a file): refusing to touch it",
+                volume=volume.name,
+            )
         if volume.driver != "local" or volume.options:
             options = ",".join(f"{k}={v}" for k, v in sorted(volume.options.items())) or "none"
             raise Conflict(
@@ -210,8 +241,14 @@ def _load_manifest(recipe: str, generation: Path) -> dict[str, Any]:
                 raise TypeError(f"{key} is not a {kind.__name__}")
         if not isinstance(manifest.get("canonical"), dict):
             raise TypeError("canonical is not an object")
-        if not isinstance(manifest.get("volumes"), list):
-            raise TypeError("volumes is not a list")
+        if not isinstance(manifest.get("volumes"), list) or not manifest["volumes"]:
+            raise TypeError("volumes is not a list of at least one volume")
+        created = datetime.fromisoformat(manifest["created"])
+        if created.tzinfo is None:
+            raise ValueError(f"created {manifest['created']!r} has no time zone")
+        skipped = manifest.get("skipped", [])
+        if not isinstance(skipped, list) or not all(isinstance(x, str) for x in skipped):
+            raise TypeError("skipped is not a list of strings")
         for entry in manifest["volumes"]:
             check_volume_name(entry["name"])
             if not isinstance(entry["sha256"], str) or not isinstance(entry["size"], int):
@@ -275,11 +312,14 @@ class Warmsnap:
 
         A marker that cannot be read still means pending: its volumes may be half-written.
         """
+        path = self.state.restore_pending(recipe)
         try:
-            marker = read_json(self.state.restore_pending(recipe))
+            marker = read_json(path)
         except AgentError as exc:
             return {"corrupt": exc.message}
-        return dict(marker) if isinstance(marker, dict) else None if marker is None else {}
+        if marker is None and not path.exists():
+            return None
+        return dict(marker) if isinstance(marker, dict) else {"corrupt": f"holds {marker!r}"}
 
     # -- guards --------------------------------------------------------------------------------
 
@@ -310,6 +350,7 @@ class Warmsnap:
     def _require_untouched(self, stack: str, volumes: Sequence[Volume], mounts: list[str]) -> None:
         """Refuse when anything deployed, held or mounted the volumes during the window."""
         self._require_undeployed(stack)
+        check_plain(volumes)  # a mount made meanwhile means the tars did not read the volume
         holders = self._holders(volumes)
         if mounts or holders:
             listed = mounts + [f"{n}: {', '.join(u)}" for n, u in sorted(holders.items())]
@@ -518,6 +559,7 @@ class Warmsnap:
             try:
                 self._check_tar(argv, proc.returncode, errors)
             except TarError as exc:
+                check_plain([volume])  # a mount that appeared meanwhile is the cause, not the tar
                 if "No space left on device" in exc.message:
                     raise StorageFull(
                         f"volume {volume.name} is full: {exc.message}; the restore is pending"

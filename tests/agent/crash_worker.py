@@ -1,6 +1,8 @@
 """Run one promote or restore in its own process, for SIGKILL injection.
 
 Usage: ``python -m tests.agent.crash_worker STATE_DIR RECIPE DOMAIN promote VERSION|restore``.
+A promote of an existing canonical seeds first, as a green cold run does (the seed's write is one
+more commit point the kills may hit).
 It prints ``ready`` once imported, waits for a line on stdin, runs, then prints ``done``.
 """
 
@@ -25,7 +27,10 @@ def main(argv: list[str]) -> int:
     print("ready", flush=True)
     sys.stdin.readline()
     if op == "promote":
-        canonicals.promote(recipe, domain, rest[0], COMMIT)
+        # As a green cold run does: seed (the canonical exists), then promote with the token.
+        known = canonicals.state.canonical(recipe).exists()
+        seed = canonicals.seed(recipe, rest[0])["seed"] if known else None
+        canonicals.promote(recipe, domain, rest[0], COMMIT, seed)
     else:
         canonicals.restore(recipe)
     print("done", flush=True)

@@ -94,7 +94,7 @@ def test_sigkill_during_promote_leaves_one_complete_snapshot(
         expected[VERSIONS[which]] = fingerprint(app.mountpoint)
     write_dataset(app.mountpoint, "a", BULK)
     duration = _run_and_time(canonicals, app, "promote", VERSIONS["a"])
-    outcomes = []
+    outcomes, versions = [], []
     for round_ in range(ROUNDS):
         which = "b" if round_ % 2 == 0 else "a"
         write_dataset(app.mountpoint, which, BULK)
@@ -106,11 +106,13 @@ def test_sigkill_during_promote_leaves_one_complete_snapshot(
 
         manifest = _assert_one_complete_snapshot(canonicals, app)
         version = manifest["canonical"]["version"]
+        versions.append(version)
         outcomes.append("new" if manifest["id"] != before["id"] else "old")
         canonicals.restore(app.recipe)
         assert expected[version] == fingerprint(app.mountpoint)
     # The kills must land both before and after the commit point, or the test proved nothing.
     assert {"old", "new"} == set(outcomes), outcomes
+    assert {VERSIONS["a"], VERSIONS["b"]} == set(versions), versions
 
 
 def test_sigkill_during_restore_leaves_volume_old_restored_or_marked(

@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from ccci_agent.canonical import Canonicals
-from ccci_agent.engine import STACK_LABEL, DockerEngine
+from ccci_agent.engine import STACK_LABEL, DockerEngine, Volume
 from ccci_agent.errors import Conflict, SnapshotCorrupt, TarError
 from ccci_agent.store import StateDir
 from tests.agent.conftest import BASE_DOMAIN, App
@@ -116,7 +116,7 @@ def test_snapshot_waits_for_lingering_container(
     engine = canonicals.warmsnap.engine
     original = engine.volume_holders
 
-    def holders(volume: str) -> list[str]:
+    def holders(volume: Volume) -> list[str]:
         found = original(volume)
         if found:
             seen.set()

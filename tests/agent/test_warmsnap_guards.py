@@ -22,7 +22,7 @@ import pytest
 from ccci_agent.alerts import Alerts
 from ccci_agent.canonical import Canonicals
 from ccci_agent.engine import STACK_LABEL, DockerEngine
-from ccci_agent.errors import Conflict, SnapshotCorrupt, StorageFull
+from ccci_agent.errors import Conflict, SnapshotCorrupt, StateCorrupt, StorageFull
 from ccci_agent.store import StateDir
 from ccci_core.atomic import write_json
 from tests.agent.conftest import BASE_DOMAIN, App
@@ -473,3 +473,276 @@ def test_snapshot_files_are_not_world_readable(canonicals: Canonicals, app: App)
     current = canonicals.warmsnap.current(app.recipe)
     assert current is not None
     assert {0o640} == {stat.S_IMODE(p.stat().st_mode) for p in current.iterdir()}
+
+
+# -- found by a second hostile pass -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields", [{"status": "idle"}, {}, {"status": None, "volume": None}])
+def test_a_mark_without_volume_keeps_the_dirty_mark(
+    canonicals: Canonicals, app: App, fields: dict[str, str | None]
+) -> None:
+    """A PATCH that does not name the volume leaves it dirty: a re-take stays refused."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.mark(app.recipe, volume="dirty")
+
+    canonicals.mark(app.recipe, **fields)  # type: ignore[arg-type]
+
+    assert "dirty" == canonicals.view(app.recipe)["volume"]
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.snapshot(app.recipe)
+
+
+def test_recover_keeps_the_dirty_mark_when_it_rebuilds_the_registry(
+    canonicals: Canonicals, app: App
+) -> None:
+    """Rebuilding a broken canonical.json from the manifest never declares the volume clean."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.mark(app.recipe, volume="dirty")
+    canonicals.state.canonical(app.recipe).write_bytes(b"{")
+
+    canonicals.recover()
+
+    assert (V1, "dirty") == tuple(canonicals.view(app.recipe)[k] for k in ("version", "volume"))
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.snapshot(app.recipe)
+
+
+@pytest.mark.parametrize("content", [b"null", b"[]", b"{}", b'{"recipe": 1}'])
+def test_registry_of_the_wrong_shape_is_corrupt_not_absent(
+    canonicals: Canonicals, app: App, content: bytes
+) -> None:
+    """``null`` or ``{}`` in canonical.json is a broken canonical, not a free first promote."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.mark(app.recipe, volume="dirty")
+    canonicals.state.canonical(app.recipe).write_bytes(content)
+
+    with pytest.raises(StateCorrupt):
+        canonicals.promote(app.recipe, app.domain, V2, COMMIT)
+    view = canonicals.view(app.recipe)
+    assert ("corrupt", "dirty") == (view["status"], view["volume"])
+    assert [app.recipe] == [c["recipe"] for c in canonicals.all()]
+
+
+@pytest.mark.parametrize(
+    "content", [b"null", b"[]", b'"dirty"', b"5", b'{"volume": 1}', b'{"volume": "Dirty"}']
+)
+def test_live_state_of_the_wrong_shape_reads_dirty(
+    canonicals: Canonicals, app: App, content: bytes
+) -> None:
+    """Anything but a live-state object with volume exactly ``clean`` is dirty."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.state.live(app.recipe).write_bytes(content)
+
+    assert "dirty" == canonicals.view(app.recipe)["volume"]
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.snapshot(app.recipe)
+
+
+def test_live_state_never_renames_the_stack(canonicals: Canonicals, app: App) -> None:
+    """Only status, volume and seed come from live.json; domain and stack are the registry's."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    write_json(canonicals.state.live(app.recipe), {"stack": "other_stack", "volume": "clean"})
+
+    assert app.stack == canonicals.view(app.recipe)["stack"]
+
+
+def test_restore_marker_holding_null_still_means_pending(canonicals: Canonicals, app: App) -> None:
+    """A marker file is pending whatever it holds."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    canonicals.state.restore_pending(app.recipe).write_bytes(b"null")
+
+    with pytest.raises(Conflict, match="restore is pending"):
+        canonicals.snapshot(app.recipe)
+
+
+def test_another_version_on_clean_data_needs_the_seed(canonicals: Canonicals, app: App) -> None:
+    """Clean data holds the known-good's version: another version or a stale seed is refused."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    stale = canonicals.seed(app.recipe, V2)["seed"]
+    canonicals.restore(app.recipe)  # an operator restores: the seed is void
+
+    for seed in (None, stale):
+        with pytest.raises(Conflict, match="needs the seed"):
+            canonicals.promote(app.recipe, app.domain, V2, COMMIT, seed)
+    assert V1 == canonicals.view(app.recipe)["version"]
+    canonicals.snapshot(app.recipe)  # a re-take at the recorded version stays allowed
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"volumes": []}, "at least one volume"),
+        ({"created": "2026-01-01T00:00:00"}, "no time zone"),
+        ({"created": "yesterday"}, "Invalid isoformat"),
+        ({"skipped": "x"}, "skipped is not a list"),
+    ],
+)
+def test_manifest_of_the_wrong_shape_is_corrupt(
+    canonicals: Canonicals, app: App, change: dict[str, object], reason: str
+) -> None:
+    """No volumes (a restore would remove them all), a bad date, bad skips: corrupt, reported."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    current = canonicals.warmsnap.current(app.recipe)
+    assert current is not None
+    manifest = json.loads((current / "manifest.json").read_bytes())
+    (current / "manifest.json").write_text(json.dumps(manifest | change))
+
+    assert any(reason in c for c in canonicals.view(app.recipe)["corrupt"])
+    with pytest.raises(SnapshotCorrupt, match=reason):
+        canonicals.restore(app.recipe)
+    assert [app.volume] == [v.name for v in canonicals.engine.stack_volumes(app.stack)]
+
+
+def test_prune_with_a_corrupt_manifest_refuses_that_one_only(
+    canonicals: Canonicals, app: App
+) -> None:
+    """One canonical that cannot be read is reported as refused; its volumes stay."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    (canonicals.warmsnap.current(app.recipe) / "manifest.json").write_bytes(b"{")  # type: ignore[operator]
+
+    result = canonicals.prune_stale([])
+
+    assert [] == result["pruned"]
+    assert app.recipe in result["refused"]
+    assert [app.volume] == [v.name for v in canonicals.engine.stack_volumes(app.stack)]
+
+
+def test_mountpoint_replaced_by_a_symlink_is_refused(
+    canonicals: Canonicals, app: App, tmp_path: Path
+) -> None:
+    """``_data`` pointing elsewhere is never cleared or archived; the target keeps its files."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "host-file").write_text("keep\n")
+    saved = app.mountpoint.with_name("_data.saved")
+    app.mountpoint.rename(saved)
+    app.mountpoint.symlink_to(elsewhere)
+    try:
+        with pytest.raises(Conflict, match="not a directory"):
+            canonicals.restore(app.recipe)
+        with pytest.raises(Conflict, match="not a directory"):
+            canonicals.snapshot(app.recipe)
+        assert "keep\n" == (elsewhere / "host-file").read_text()
+    finally:
+        app.mountpoint.unlink()
+        saved.rename(app.mountpoint)
+
+
+def test_missing_mountpoint_is_a_conflict(canonicals: Canonicals, app: App) -> None:
+    """A volume whose ``_data`` is gone answers a clear refusal, not a FileNotFoundError."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    saved = app.mountpoint.with_name("_data.saved")
+    app.mountpoint.rename(saved)
+    try:
+        with pytest.raises(Conflict, match="unusable"):
+            canonicals.restore(app.recipe)
+        assert canonicals.warmsnap.pending_restore(app.recipe) is None
+    finally:
+        saved.rename(app.mountpoint)
+
+
+def test_mount_exactly_at_the_mountpoint_is_refused(
+    canonicals: Canonicals, app: App, tmp_path: Path
+) -> None:
+    """A filesystem mounted on ``_data`` itself is not the volume's data: refused, kept."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "host-file").write_text("keep\n")
+    subprocess.run(["mount", "--bind", str(other), str(app.mountpoint)], check=True, timeout=30)
+    try:
+        with pytest.raises(Conflict, match="mount points inside it"):
+            canonicals.restore(app.recipe)
+        assert "keep\n" == (other / "host-file").read_text()
+    finally:
+        subprocess.run(["umount", str(app.mountpoint)], check=True, timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["create", "extract"])
+def test_mount_made_during_tar_is_noticed(
+    state: StateDir, app: App, tmp_path: Path, mode: str
+) -> None:
+    """A bind mount that appears inside the volume while tar runs: the result is not kept."""
+    other = tmp_path / "other"
+    other.mkdir()
+    point = app.mountpoint / "private"
+    mount = f"mkdir -p {point} && mount --bind {other} {point}"
+    canonicals = _canonicals(state, _tar_wrapper(tmp_path, mode, mount))
+    write_dataset(app.mountpoint, "a")
+    _canonicals(state).promote(app.recipe, app.domain, V1, COMMIT)
+    before = _generations(canonicals, app)
+    operation = canonicals.snapshot if mode == "create" else canonicals.restore
+    try:
+        with pytest.raises(Conflict, match="mount points inside it"):
+            operation(app.recipe)
+        assert before == _generations(canonicals, app)
+        if mode == "extract":
+            assert canonicals.warmsnap.pending_restore(app.recipe) is not None
+    finally:
+        subprocess.run(["umount", str(point)], check=False, timeout=30)
+
+
+def test_bind_holders_are_found_however_the_path_is_spelled(
+    canonicals: Canonicals,
+    app: App,
+    docker_client: docker.DockerClient,
+    busybox_image: str,
+    tmp_path: Path,
+) -> None:
+    """Through a symlink, or through another bind mount of the volumes directory: still held."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    link = tmp_path / "link"
+    link.symlink_to(app.mountpoint)
+    alias = tmp_path / "alias"
+    alias.mkdir()
+    volume_dir = app.mountpoint.parent
+    subprocess.run(["mount", "--bind", str(volume_dir), str(alias)], check=True, timeout=30)
+    try:
+        for source in (link, alias / "_data"):
+            holder = docker_client.containers.create(
+                busybox_image,
+                ["true"],
+                labels={"ccci-test": app.recipe},
+                volumes={str(source): {"bind": "/x", "mode": "rw"}},
+            )
+            with pytest.raises(Conflict, match=str(holder.name)):
+                canonicals.snapshot(app.recipe)
+            holder.remove(force=True)
+    finally:
+        subprocess.run(["umount", str(alias)], check=True, timeout=30)
+
+
+def test_full_disk_after_the_flip_says_the_snapshot_is_committed(
+    small_state: StateDir, app: App, tmp_path: Path
+) -> None:
+    """Space for the manifest but not the registry: 507 says committed; recover repairs it."""
+    filler = small_state.root.parent / "filler"
+    # Fill the disk in whole pages after tar, then free exactly one: the manifest takes it.
+    fill = (
+        f'tar "$@"; code=$?; dd if=/dev/zero of={filler} bs=4096 2>/dev/null; '
+        f"truncate -s -4096 {filler}; exit $code"
+    )
+    write_dataset(app.mountpoint, "a", bulk=64 << 10)
+    canonicals = _canonicals(small_state, _tar_wrapper(tmp_path, "create", fill))
+
+    with pytest.raises(StorageFull, match="is committed but its registry entry"):
+        canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+
+    filler.unlink()
+    canonicals.recover()
+    assert V1 == canonicals.view(app.recipe)["version"]
