@@ -51,15 +51,16 @@ def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: A
     """Build the agent's services from settings (the engine defaults to the local Docker)."""
     state = StateDir(settings.state_dir)
     engine = engine if engine is not None else DockerEngine.from_env()
+    alerts = Alerts(state)
     return Agent(
         settings=settings,
         state=state,
         canonicals=Canonicals(
             state, engine, settings.domain, **({"wait_timeout": settings.volume_wait} | snap)
         ),
-        alerts=Alerts(state),
-        leases=Leases(state, settings.max_tests),
-        infra=InfraVersions(state),
+        alerts=alerts,
+        leases=Leases(state, settings.max_tests, alerts=alerts),
+        infra=InfraVersions(state, alerts),
     )
 
 

@@ -7,6 +7,7 @@
         ├── Conflict            409: the volume is in use, a restore is pending, the app is deployed
         ├── LeaseRefused        409: MAX_TESTS live runs already hold a lease (``held`` lists them)
         ├── SnapshotCorrupt     500: a manifest or a tar does not verify
+        ├── StateCorrupt        500: a state file is not JSON (``path``); see ``store.quarantine``
         ├── EngineError         502: Docker failed (mapped from ``docker.errors`` in ``engine``)
         ├── TarError            500: GNU tar failed (``returncode`` and the tail of stderr)
         └── Forbidden           403: the peer is neither root nor in the socket's group
@@ -51,6 +52,10 @@ class LeaseRefused(Conflict):
 
 class SnapshotCorrupt(AgentError):
     """Report a snapshot whose manifest or tar does not verify."""
+
+
+class StateCorrupt(AgentError):
+    """Report a state file that does not parse (truncated, garbage)."""
 
 
 class EngineError(AgentError):

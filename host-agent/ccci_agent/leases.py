@@ -4,6 +4,8 @@ A run asks for a lease and renews it while alive; a lease whose holder stops ren
 after its TTL, so a killed run never blocks the host for long. Every change reads, prunes expired
 leases and writes ``<state>/_leases.json`` atomically under the ``leases`` lock, so concurrent
 gunicorn workers and processes never grant more than ``max_tests``.
+
+A corrupt leases file is moved aside and alerted (``alerts``); the agent starts from no leases.
 """
 
 from __future__ import annotations
@@ -12,19 +14,25 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from ccci_core.atomic import write_json
 from ccci_core.errors import InvalidName
 from ccci_core.names import realm_name, validate_recipe
 
+from .alerts import Alerts
 from .errors import LeaseRefused, NotFound
-from .store import StateDir, read_json
+from .store import StateDir, read_json_or_quarantine
 
 Lane = Literal["cold", "quick", "sweep"]
 _ID_RE = re.compile(r"[0-9a-f]{16}")
 DEFAULT_TTL = 600
 MAX_TTL = 6 * 3600
+LOST = (
+    "The agent starts from no leases: runs still live lost theirs, their renewals and releases"
+    " will 404, and up to CCCI_MAX_TESTS more runs may start beside them."
+)
 
 
 def validate_lease_id(value: object) -> str:
@@ -42,18 +50,36 @@ def validate_realm(recipe: str, realm: str) -> str:
     return realm_name(recipe, run_hex)
 
 
+def is_leases(value: Any) -> bool:
+    """Return whether ``value`` looks like the leases file this module writes."""
+    return isinstance(value, dict) and all(
+        isinstance(lease, dict)
+        and all(isinstance(lease.get(k), int | float) for k in ("expires", "ttl", "acquired"))
+        and isinstance(lease.get("recipe"), str)
+        for lease in value.values()
+    )
+
+
 class Leases:
     """Grant, renew, release and list run leases."""
 
     def __init__(
-        self, state: StateDir, max_tests: int, clock: Callable[[], float] = time.time
+        self,
+        state: StateDir,
+        max_tests: int,
+        clock: Callable[[], float] = time.time,
+        alerts: Alerts | None = None,
     ) -> None:
         self.state = state
         self.max_tests = max_tests
         self.clock = clock
+        self.alerts = alerts if alerts is not None else Alerts(state)
+
+    def _report(self, path: Path, moved: Path, reason: str) -> None:
+        self.alerts.state_corrupt(path, moved, reason, LOST)
 
     def _live(self) -> dict[str, dict[str, Any]]:
-        held = read_json(self.state.leases) or {}
+        held = read_json_or_quarantine(self.state.leases, self._report, is_leases) or {}
         now = self.clock()
         return {k: v for k, v in held.items() if v["expires"] > now}
 

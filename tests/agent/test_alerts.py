@@ -53,3 +53,31 @@ def test_ack_of_unknown_alert_is_not_found(state: StateDir) -> None:
     """Acknowledging an alert that is not active is a 404-kind error."""
     with pytest.raises(NotFound):
         Alerts(state).ack("0123456789abcdef")
+
+
+@pytest.mark.parametrize("content", [b'{"id": "01234', b"\x00\x00", b'"just a string"'])
+def test_corrupt_alert_is_moved_aside_and_the_rest_listed(state: StateDir, content: bytes) -> None:
+    """A garbage alert file never takes the listing down: it is moved aside and alerted."""
+    alerts = Alerts(state)
+    kept, _ = alerts.raise_("infra-held", "keycloak", "hold:26", "held", {})
+    broken = state.alerts / "0123456789abcdef.json"
+    broken.write_bytes(content)
+
+    listed = alerts.active()
+
+    [moved] = state.alerts.glob("0123456789abcdef.json.corrupt-*")
+    assert content == moved.read_bytes()
+    assert ["infra-held", "state-corrupt"] == sorted(a["kind"] for a in listed)
+    assert kept in listed
+    corrupt = next(a for a in listed if a["kind"] == "state-corrupt")
+    assert f"alerts/{broken.name} was corrupt" in corrupt["message"]
+    assert moved.name in corrupt["message"]
+
+
+def test_corrupt_alert_cannot_be_acknowledged_but_is_reported(state: StateDir) -> None:
+    """Acknowledging a corrupt alert moves it aside, alerts about it, and answers not found."""
+    alerts = Alerts(state)
+    (state.alerts / "0123456789abcdef.json").write_text("{")
+    with pytest.raises(NotFound):
+        alerts.ack("0123456789abcdef")
+    assert ["state-corrupt"] == [a["kind"] for a in alerts.active()]

@@ -168,3 +168,21 @@ def test_request_without_a_unix_peer_is_forbidden(settings: AgentSettings) -> No
     response = create_app(agent=agent).test_client().get("/v1/status")
     assert 403 == response.status_code
     assert "Forbidden" == response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "relative", ["_leases.json", "alerts/0123456789abcdef.json", "_infra/keycloak.json"]
+)
+def test_a_corrupt_state_file_never_takes_the_api_down(
+    client: FlaskClient, settings: AgentSettings, relative: str
+) -> None:
+    """Status, leases and alerts answer 200 and one state-corrupt alert names the moved file."""
+    (settings.state_dir / relative).write_bytes(b'{"truncated": ')
+
+    answers = [client.get(route) for route in ("/v1/status", "/v1/leases", "/v1/alerts")]
+
+    assert [200, 200, 200] == [answer.status_code for answer in answers]
+    assert 201 == client.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).status_code
+    [alert] = answers[-1].get_json()["alerts"]
+    assert ("state-corrupt", True) == (alert["kind"], alert["message"].startswith(relative))
+    assert [alert] == answers[0].get_json()["alerts"]  # status shows it at once too

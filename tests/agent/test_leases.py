@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ccci_agent.alerts import Alerts
 from ccci_agent.errors import LeaseRefused, NotFound
 from ccci_agent.leases import Leases
 from ccci_agent.store import StateDir
@@ -106,3 +107,21 @@ def test_concurrent_processes_never_exceed_max(state: StateDir) -> None:
         proc.join()
     assert ["granted"] * 3 + ["refused"] * 13 == results
     assert 3 == len(Leases(state, 3).listing()["leases"])
+
+
+@pytest.mark.parametrize("content", [b'{"0123456789abcdef": {"id": "0123', b"", b'["a"]'])
+def test_corrupt_leases_file_is_moved_aside_and_alerted(state: StateDir, content: bytes) -> None:
+    """A truncated or garbage _leases.json: lease calls work from no leases, an alert names it."""
+    state.leases.write_bytes(content)
+    leases = Leases(state, 1)
+
+    assert [] == leases.listing()["leases"]
+    granted = leases.acquire("a", "cold")
+
+    [moved] = state.root.glob("_leases.json.corrupt-*")
+    assert content == moved.read_bytes()
+    assert [granted["id"]] == [lease["id"] for lease in leases.listing()["leases"]]
+    [alert] = Alerts(state).active()
+    assert ("state-corrupt", moved.name) == (alert["kind"], Path(alert["details"]["moved_to"]).name)
+    assert "_leases.json" in alert["message"]
+    assert "renewals and releases will 404" in alert["message"]

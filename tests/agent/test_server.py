@@ -139,6 +139,28 @@ def test_concurrent_lease_requests_never_exceed_max_tests(server: Server) -> Non
     assert 2 == len(server.client().get("/v1/leases")["leases"])
 
 
+def test_a_truncated_leases_file_does_not_stop_lease_calls(server: Server) -> None:
+    """A cut _leases.json: every lease call still answers, an alert says the leases were lost."""
+    client = server.client()
+    lost = client.post("/v1/leases", {"recipe": "a", "lane": "cold"})
+    leases_file = server.state_dir / "_leases.json"
+    leases_file.write_bytes(leases_file.read_bytes()[:40])
+
+    assert [] == client.get("/v1/leases")["leases"]
+    with pytest.raises(AgentClientError) as renewal:
+        client.post(f"/v1/leases/{lost['id']}/renew")
+    granted = client.post("/v1/leases", {"recipe": "b", "lane": "cold"})
+    client.post(f"/v1/leases/{granted['id']}/renew")
+
+    assert 404 == renewal.value.status
+    [alert] = client.get("/v1/status")["alerts"]
+    assert ("state-corrupt", "_leases.json") == (alert["kind"], alert["message"].split()[0])
+    assert "renewals and releases will 404" in alert["message"]
+    assert [Path(alert["details"]["moved_to"]).name] == [
+        p.name for p in server.state_dir.glob("_leases.json.corrupt-*")
+    ]
+
+
 @pytest.mark.docker
 def test_operator_cli_end_to_end(
     server: Server, app: App, capsys: pytest.CaptureFixture[str]
