@@ -1,7 +1,9 @@
 """The agent's HTTP/JSON API (routes under ``/v1/``) and :func:`create_app`, its one wiring point.
 
 Every request passes the peer-credential check first (root or the socket's group, else 403).
-Bodies are pydantic models that forbid unknown fields; names go through ``ccci_core.names``.
+Bodies are JSON (``Content-Type: application/json``, else 415) of at most :data:`MAX_BODY` bytes
+(else 413, read no further), validated by pydantic models that forbid unknown fields; names go
+through ``ccci_core.names``.
 Every error is JSON ``{"error", "reason", "details"}`` with a 4xx/5xx status; no HTML, no traceback.
 """
 
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from ccci_core import __version__
 from ccci_core.errors import BadInput, CcciError
@@ -33,6 +35,8 @@ from .store import StateDir
 
 log = logging.getLogger(__name__)
 Authorize = Callable[[dict[str, Any]], bool]
+MAX_BODY = 256 * 1024  # the largest body we need is a prune list of ~3000 recipe names
+JSON = "application/json"
 
 
 @dataclass
@@ -88,7 +92,7 @@ class MarkBody(Body):
 class PruneBody(Body):
     """The recipes that stay enrolled; every other canonical is pruned."""
 
-    enrolled: list[str] = Field(max_length=10_000)
+    enrolled: list[str] = Field(max_length=3_000)  # 3000 names of 63 characters fit MAX_BODY
 
 
 class AlertBody(Body):
@@ -120,9 +124,19 @@ def _agent() -> Agent:
 
 
 def _body(model: type[M], *, optional: bool = False) -> M | None:
+    """Return the request's body as ``model``; None when ``optional`` and the body is empty."""
+    # werkzeug refuses a Content-Length over MAX_BODY unread (413) and stops reading a chunked
+    # body at MAX_BODY bytes; a body that reaches the limit is refused here.
     raw = request.get_data(cache=True)
-    if not raw.strip() and optional:
+    if len(raw) >= MAX_BODY:
+        raise RequestEntityTooLarge()
+    if optional and not raw.strip():
         return None
+    if request.mimetype != JSON:
+        raise UnsupportedMediaType(
+            f"a request body must be JSON with Content-Type: {JSON}"
+            f" (got {request.content_type or 'none'})"
+        )
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
@@ -292,6 +306,7 @@ def create_app(
     check: Authorize = authorize or (lambda environ: environ_allowed(environ, group))
 
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["ccci_agent"] = agent
     app.register_blueprint(v1)
 
@@ -306,6 +321,11 @@ def create_app(
         if isinstance(exc, BadInput):
             status = 400
         return _error(status, type(exc).__name__, exc.message, _json_safe(exc.details))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge) -> tuple[Response, int]:
+        reason = f"the request body is larger than {MAX_BODY // 1024} KiB"
+        return _error(413, "RequestEntityTooLarge", reason, {"limit": MAX_BODY})
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -159,6 +160,73 @@ def test_a_truncated_leases_file_does_not_stop_lease_calls(server: Server) -> No
     assert [Path(alert["details"]["moved_to"]).name] == [
         p.name for p in server.state_dir.glob("_leases.json.corrupt-*")
     ]
+
+
+@dataclass
+class Oversized:
+    """What a client sending an oversized body saw: the answer, and whether the body all went."""
+
+    status: int
+    body: dict[str, object]
+    sent_all: bool
+
+
+def _post_oversized(socket_path: Path, size: int, *, chunked: bool) -> Oversized:
+    """POST ``size`` bytes to prune-stale, with Content-Length or chunked, reading the answer."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(socket_path))
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = "POST /v1/prune-stale HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"{head}{framing}\r\n\r\n".encode())
+    chunk = b" " * (1 << 20)
+
+    def pump() -> bool:
+        try:
+            for _ in range(size // len(chunk)):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            sock.sendall(b"0\r\n\r\n" if chunked else b"")
+        except (BrokenPipeError, ConnectionResetError):
+            return False  # the agent stopped reading and hung up
+        return True
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sent = pool.submit(pump)
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+        sent_all = sent.result()
+    sock.close()
+    head_part, _, body = answer.partition(b"\r\n\r\n")
+    return Oversized(int(head_part.split()[1]), json.loads(body), sent_all)
+
+
+def _peak_rss_kib(socket_path: Path) -> int:
+    """Return the largest peak RSS (VmHWM) of the agent's processes (master and workers)."""
+    peaks = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(socket_path).encode() not in cmdline.read_bytes():
+                continue
+            status = (cmdline.parent / "status").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")]
+    return max(peaks)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_body_is_a_413_and_never_buffered(server: Server, chunked: bool) -> None:
+    """A 128 MiB body gets a JSON 413 before it is sent; no process grows; the agent serves on."""
+    before = _peak_rss_kib(server.socket)
+
+    refused = _post_oversized(server.socket, 128 << 20, chunked=chunked)
+
+    assert (413, "RequestEntityTooLarge") == (refused.status, refused.body["error"])
+    assert not refused.sent_all  # the agent hung up instead of reading it all
+    assert _peak_rss_kib(server.socket) - before < 16 << 10  # KiB: far below the body's size
+    assert {"pruned": [], "refused": {}} == server.client().post(
+        "/v1/prune-stale", {"enrolled": []}
+    )
 
 
 @pytest.mark.docker
