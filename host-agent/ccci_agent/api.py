@@ -60,7 +60,10 @@ def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: A
         settings=settings,
         state=state,
         canonicals=Canonicals(
-            state, engine, settings.domain, **({"wait_timeout": settings.volume_wait} | snap)
+            state,
+            engine,
+            settings.domain,
+            **({"wait_timeout": settings.volume_wait, "tar": settings.tar} | snap),
         ),
         alerts=alerts,
         leases=Leases(state, settings.max_tests, alerts=alerts),

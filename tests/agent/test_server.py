@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,6 +262,109 @@ def test_operator_cli_end_to_end(
     assert "[]" == capsys.readouterr().out.strip().splitlines()[-1]
     assert 2 == main(["restore", "No-Such", *sock])
     assert 2 == main(["restore", "no-such", *sock])
+
+
+GATED_TAR = """#!{python}
+# tar for the agent under test: an archive run waits until the test opens the gate.
+import fcntl, os, sys
+
+if "--version" not in sys.argv:
+    with open({started!r}, "a") as started:
+        started.write(f"{{os.getpid()}}\\n")
+    gate = os.open({gate!r}, os.O_RDONLY)
+    fcntl.flock(gate, fcntl.LOCK_SH)  # the test holds LOCK_EX while the gate is shut
+    os.close(gate)
+os.execvp("tar", ["tar", *sys.argv[1:]])
+"""
+
+
+@dataclass
+class Gate:
+    """A tar wrapper whose archive runs wait while the test holds the gate shut."""
+
+    tar: Path
+    started: Path
+    lock: Path
+
+    def runs(self) -> int:
+        """Return how many archive runs reached the gate so far."""
+        return len(self.started.read_text().splitlines()) if self.started.exists() else 0
+
+    def wait_for_runs(self, count: int, proc_timeout: float = 120) -> None:
+        """Wait until ``count`` runs wait at the gate (the timeout only guards against a hang)."""
+        deadline = time.monotonic() + proc_timeout
+        while self.runs() < count:
+            assert time.monotonic() < deadline, f"{self.runs()} of {count} tar runs started"
+            time.sleep(0.05)
+
+    @contextmanager
+    def shut(self) -> Iterator[None]:
+        """Hold the gate shut: archive runs started meanwhile wait until the block ends."""
+        fd = os.open(self.lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+@pytest.fixture
+def gate(base: Path) -> Gate:
+    """A gated tar in ``base`` (the agent runs it as root)."""
+    gate = Gate(base / "gated-tar", base / "tar-started", base / "tar-gate")
+    gate.lock.touch()
+    gate.tar.write_text(
+        GATED_TAR.format(python=sys.executable, started=str(gate.started), gate=str(gate.lock))
+    )
+    gate.tar.chmod(0o755)
+    return gate
+
+
+@pytest.mark.docker
+def test_leases_status_and_alerts_answer_while_snapshots_and_restores_run(
+    base: Path, gate: Gate, make_app: Callable[[], App]
+) -> None:
+    """Four restores and promotes blocked in tar, two workers: every quick call still answers."""
+    socket_path, state_dir = base / "agent.sock", base / "state"
+    env = {"CCCI_SOCKET_GROUP": GROUP, "CCCI_DOMAIN": BASE_DOMAIN, "CCCI_TAR": str(gate.tar)}
+    apps = [make_app() for _ in range(4)]
+    for app in apps:
+        write_dataset(app.mountpoint, "a", bulk=4096)
+    known_good = [fingerprint(app.mountpoint) for app in apps]
+    with running_agent(socket_path, state_dir, env | {"CCCI_MAX_TESTS": "4"}, workers=2) as agent:
+        for app in apps[:2]:  # two canonicals to restore, two to promote
+            agent.post(f"/v1/canonicals/{app.recipe}/snapshot", _promote_body(app))
+            write_dataset(app.mountpoint, "b", bulk=4096)
+        slow = [f"/v1/canonicals/{app.recipe}/restore" for app in apps[:2]]
+        slow += [f"/v1/canonicals/{app.recipe}/snapshot" for app in apps[2:]]
+        bodies = [None, None, _promote_body(apps[2]), _promote_body(apps[3])]
+        quick = AgentClient(socket_path, timeout=60)  # a guard against a hang, not a measure
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            with gate.shut():
+                runs = gate.runs()
+                blocked = [pool.submit(agent.post, p, b) for p, b in zip(slow, bodies, strict=True)]
+                gate.wait_for_runs(runs + 4)
+
+                lease = quick.post("/v1/leases", {"recipe": "a", "lane": "cold"})
+                quick.post(f"/v1/leases/{lease['id']}/renew")
+                listed = quick.get("/v1/leases")["leases"]
+                status = quick.get("/v1/status")
+                alerts = quick.get("/v1/alerts")["alerts"]
+                quick.delete(f"/v1/leases/{lease['id']}")
+
+                assert [] == [future for future in blocked if future.done()]
+                assert runs + 4 == gate.runs()
+            done = [future.result() for future in blocked]
+
+    assert ([lease["id"]], []) == ([held["id"] for held in listed], alerts)
+    pending = {c["recipe"]: c["restore_pending"] for c in status["canonicals"]}
+    assert {app.recipe for app in apps[:2]} == {r for r, p in pending.items() if p is not None}
+    assert ["clean"] * 4 == [view["volume"] for view in done]
+    assert known_good == [fingerprint(app.mountpoint) for app in apps]
+
+
+def _promote_body(app: App) -> dict[str, str]:
+    return {"domain": app.domain, "version": "1.0.0+1.0", "commit": COMMIT}
 
 
 def test_unreachable_agent_is_one_line_and_exit_2(
