@@ -10,6 +10,7 @@ Every error is JSON ``{"error", "reason", "details"}`` with a 4xx/5xx status; no
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from ccci_core import __version__
+from ccci_core.agent_client import LEASE_HOLDER_HEADER
 from ccci_core.errors import BadInput, CcciError
 
 from .alerts import Alerts
@@ -29,7 +31,7 @@ from .engine import DockerEngine, Engine
 from .errors import AgentError, Forbidden
 from .infra import InfraVersions
 from .leases import DEFAULT_TTL, MAX_TTL, Lane, Leases
-from .peercred import environ_allowed
+from .peercred import environ_allowed, environ_is_root
 from .settings import AgentSettings
 from .store import StateDir
 
@@ -271,15 +273,27 @@ def acquire() -> tuple[Response, int]:
 
 @v1.post("/leases/<ident>/renew")
 def renew(ident: str) -> Response:
-    """Renew a live lease."""
-    return jsonify(_agent().leases.renew(ident))
+    """Renew a live lease (its holder's token in the ``X-CCCI-Lease-Token`` header)."""
+    return jsonify(_agent().leases.renew(ident, _lease_token()))
 
 
 @v1.delete("/leases/<ident>")
 def release(ident: str) -> tuple[str, int]:
-    """Release a lease."""
-    _agent().leases.release(ident)
+    """Release a lease: its holder (token header), or root with ``?force=1``."""
+    force = request.args.get("force", "0")
+    if force not in ("0", "1"):
+        raise BadInput(f"force must be 0 or 1 (got {force!r})")
+    if force == "1" and not current_app.extensions["ccci_is_root"](request.environ):
+        raise Forbidden("only root may force a lease's release; its holder sends its token")
+    _agent().leases.release(ident, _lease_token(), force=force == "1")
     return "", 204
+
+
+def _lease_token() -> str | None:
+    token = request.headers.get(LEASE_HOLDER_HEADER)
+    if token is not None and not re.fullmatch(r"[0-9a-f]{32}", token):
+        raise BadInput(f"{LEASE_HOLDER_HEADER}: expected 32 lowercase hex digits")
+    return token
 
 
 def _error(
@@ -299,8 +313,13 @@ def create_app(
     *,
     agent: Agent | None = None,
     authorize: Authorize | None = None,
+    is_root: Authorize | None = None,
 ) -> Flask:
-    """Return the agent's Flask app (``gunicorn 'ccci_agent.api:create_app()'`` builds settings)."""
+    """Return the agent's Flask app (``gunicorn 'ccci_agent.api:create_app()'`` builds settings).
+
+    ``authorize`` (may this peer use the agent?) and ``is_root`` (may it force a lease's release?)
+    default to the peer's credentials on the Unix socket.
+    """
     if agent is None:
         from ccci_core.settings import load
 
@@ -311,6 +330,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["ccci_agent"] = agent
+    app.extensions["ccci_is_root"] = is_root or environ_is_root
     app.register_blueprint(v1)
 
     @app.before_request

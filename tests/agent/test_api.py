@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from ccci_agent.api import MAX_BODY, build_agent, create_app
 from ccci_agent.engine import DockerEngine
 from ccci_agent.settings import AgentSettings
+from ccci_core.agent_client import LEASE_HOLDER_HEADER
 from tests.agent.conftest import BASE_DOMAIN
 
 
@@ -146,9 +147,62 @@ def test_lease_round_trip(client: FlaskClient) -> None:
     refused = client.post("/v1/leases", json={"recipe": "c", "lane": "cold"})
     assert (201, 409) == (first.status_code, refused.status_code)
     assert ["a", "b"] == [lease["recipe"] for lease in refused.get_json()["details"]["held"]]
-    assert 200 == client.post(f"/v1/leases/{first.get_json()['id']}/renew").status_code
-    assert 204 == client.delete(f"/v1/leases/{first.get_json()['id']}").status_code
+    lease, holder = first.get_json()["id"], _holder(first.get_json()["token"])
+    assert 200 == client.post(f"/v1/leases/{lease}/renew", headers=holder).status_code
+    assert 204 == client.delete(f"/v1/leases/{lease}", headers=holder).status_code
     assert 201 == client.post("/v1/leases", json={"recipe": "c", "lane": "cold"}).status_code
+
+
+def _holder(token: str) -> dict[str, str]:
+    return {LEASE_HOLDER_HEADER: token}
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "headers", "status"),
+    [
+        ("POST", "/renew", {}, 403),
+        ("POST", "/renew", _holder("0" * 32), 403),
+        ("POST", "/renew", _holder("not-a-token"), 400),
+        ("DELETE", "", {}, 403),
+        ("DELETE", "", _holder("f" * 32), 403),
+        ("DELETE", "?force=1", {}, 403),  # this peer is not root
+        ("DELETE", "?force=yes", {}, 400),
+    ],
+)
+def test_a_lease_is_changed_only_by_its_holder(
+    client: FlaskClient, method: str, suffix: str, headers: dict[str, str], status: int
+) -> None:
+    """Renew and release without the holder's token are refused with a JSON reason."""
+    lease = client.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
+    response = client.open(f"/v1/leases/{lease['id']}{suffix}", method=method, headers=headers)
+    assert status == response.status_code
+    assert response.get_json()["reason"]
+    assert [lease["id"]] == [held["id"] for held in client.get("/v1/leases").get_json()["leases"]]
+
+
+def test_root_may_force_a_release(settings: AgentSettings) -> None:
+    """A root peer breaks a stuck lease with ?force=1 and no token."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    root = create_app(agent=agent, authorize=lambda e: True, is_root=lambda e: True).test_client()
+    lease = root.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
+    assert 204 == root.delete(f"/v1/leases/{lease['id']}?force=1").status_code
+    assert [] == root.get("/v1/leases").get_json()["leases"]
+
+
+def test_tokens_are_shown_only_to_the_holder(client: FlaskClient) -> None:
+    """The grant carries the token; leases, status, renewals and refusals never do."""
+    granted = client.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
+    client.post("/v1/leases", json={"recipe": "b", "lane": "cold"})
+    answers = [
+        client.get("/v1/leases"),
+        client.get("/v1/status"),
+        client.post(f"/v1/leases/{granted['id']}/renew", headers=_holder(granted["token"])),
+        client.post("/v1/leases", json={"recipe": "c", "lane": "cold"}),
+    ]
+    assert [200, 200, 200, 409] == [answer.status_code for answer in answers]
+    for answer in answers:
+        assert granted["token"] not in answer.get_data(as_text=True)
+        assert '"token' not in answer.get_data(as_text=True)  # no token nor token_sha256 key
 
 
 def test_alert_round_trip(client: FlaskClient) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ccci_core.agent_client import AgentClient, AgentClientError
+from ccci_core.agent_client import LEASE_HOLDER_HEADER, AgentClient, AgentClientError
 from ccci_core.cli import main
 from tests.agent.conftest import BASE_DOMAIN, App
 from tests.agent.volumes import fingerprint, write_dataset
@@ -64,7 +64,13 @@ def server(base: Path) -> Iterator[Server]:
         yield Server(socket, state_dir)
 
 
-def _curl_as(uid: int, gid: int, socket: Path, path: str) -> tuple[int, dict[str, object]]:
+def _holder(lease: dict[str, str]) -> dict[str, str]:
+    return {LEASE_HOLDER_HEADER: lease["token"]}
+
+
+def _curl_as(
+    uid: int, gid: int, socket: Path, path: str, *curl_args: str
+) -> tuple[int, dict[str, object]]:
     """Run curl on the socket as ``uid``:``gid`` with no supplementary groups."""
 
     def drop() -> None:
@@ -73,7 +79,10 @@ def _curl_as(uid: int, gid: int, socket: Path, path: str) -> tuple[int, dict[str
         os.setuid(uid)
 
     done = subprocess.run(
-        ["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", str(socket), f"http://agent{path}"],
+        [
+            *("curl", "-s", "-w", "\n%{http_code}", "--unix-socket", str(socket), *curl_args),
+            f"http://agent{path}",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -128,6 +137,24 @@ def test_non_member_is_refused_by_peer_credentials(server: Server) -> None:
     assert (403, "Forbidden") == (code, body["error"])
 
 
+def test_only_root_breaks_a_lease_without_its_token(server: Server) -> None:
+    """?force=1 works for a uid-0 peer only; another group member needs the holder's token."""
+    client = server.client()
+    held = client.post("/v1/leases", {"recipe": "a", "lane": "cold"})
+    stuck = client.post("/v1/leases", {"recipe": "b", "lane": "cold"})
+    member = (STRANGER, GROUP_GID, server.socket)
+
+    forced = _curl_as(*member, f"/v1/leases/{held['id']}?force=1", "-X", "DELETE")
+    tokenless = _curl_as(*member, f"/v1/leases/{held['id']}", "-X", "DELETE")
+    holder = f"{LEASE_HOLDER_HEADER}: {held['token']}"
+    released = _curl_as(*member, f"/v1/leases/{held['id']}", "-X", "DELETE", "-H", holder)
+    broken = _curl_as(0, 0, server.socket, f"/v1/leases/{stuck['id']}?force=1", "-X", "DELETE")
+
+    assert [403, 403, 204, 204] == [code for code, _ in (forced, tokenless, released, broken)]
+    assert ["Forbidden", "NotLeaseHolder"] == [body["error"] for _, body in (forced, tokenless)]
+    assert [] == client.get("/v1/leases")["leases"]
+
+
 def test_concurrent_lease_requests_never_exceed_max_tests(server: Server) -> None:
     """Twenty simultaneous requests across three workers: exactly MAX_TESTS=2 granted."""
 
@@ -154,14 +181,14 @@ def test_a_truncated_leases_file_does_not_stop_lease_calls(server: Server) -> No
 
     assert [] == client.get("/v1/leases")["leases"]
     with pytest.raises(AgentClientError) as renewal:
-        client.post(f"/v1/leases/{lost['id']}/renew")
+        client.post(f"/v1/leases/{lost['id']}/renew", headers=_holder(lost))
     granted = client.post("/v1/leases", {"recipe": "b", "lane": "cold"})
-    client.post(f"/v1/leases/{granted['id']}/renew")
+    client.post(f"/v1/leases/{granted['id']}/renew", headers=_holder(granted))
 
     assert 404 == renewal.value.status
     [alert] = client.get("/v1/status")["alerts"]
     assert ("state-corrupt", "_leases.json") == (alert["kind"], alert["message"].split()[0])
-    assert "renewals and releases will 404" in alert["message"]
+    assert "renewals will 404" in alert["message"]
     assert [Path(alert["details"]["moved_to"]).name] == [
         p.name for p in server.state_dir.glob("_leases.json.corrupt-*")
     ]
@@ -349,11 +376,11 @@ def test_leases_status_and_alerts_answer_while_snapshots_and_restores_run(
                 gate.wait_for_runs(runs + 4)
 
                 lease = quick.post("/v1/leases", {"recipe": "a", "lane": "cold"})
-                quick.post(f"/v1/leases/{lease['id']}/renew")
+                quick.post(f"/v1/leases/{lease['id']}/renew", headers=_holder(lease))
                 listed = quick.get("/v1/leases")["leases"]
                 status = quick.get("/v1/status")
                 alerts = quick.get("/v1/alerts")["alerts"]
-                quick.delete(f"/v1/leases/{lease['id']}")
+                quick.delete(f"/v1/leases/{lease['id']}", headers=_holder(lease))
 
                 assert [] == [future for future in blocked if future.done()]
                 assert runs + 4 == gate.runs()
