@@ -1,7 +1,9 @@
 """Alerts: one sentinel JSON per alert, deduplicated by a key, acknowledged into ``seen/``.
 
-An alert's id is derived from its key, so raising the same condition again (the same held upgrade,
-every reconcile) finds the existing alert, active or already acknowledged, and creates nothing.
+An alert's id is derived from its key, so raising the same condition again while its alert is
+active (the same held upgrade, every reconcile) finds it and creates nothing. Acknowledging moves
+it to ``seen/<id>-<utc-ts>.json`` (every acknowledgement of a key is kept); the key raised after
+that is a new occurrence and alerts again.
 
 A corrupt state file (an alert here, the leases, an infra record) is moved aside by
 ``store.quarantine`` and reported as a ``state-corrupt`` alert naming it; the agent serves on.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +66,9 @@ class Alerts:
         self, kind: str, app: str | None, key: str, message: str, details: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         ident = alert_id(key)
-        for folder in (self.state.alerts, self.state.alerts / "seen"):
-            existing = self._read(folder / f"{ident}.json")
-            if existing is not None:
-                return dict(existing), False
+        existing = self._read(self.state.alerts / f"{ident}.json")
+        if existing is not None:
+            return existing, False
         alert = {
             "id": ident,
             "kind": kind,
@@ -124,7 +126,7 @@ class Alerts:
         return [self.state.peek_json(p, "alerts", self._report_locked, is_alert) for p in paths]
 
     def ack(self, ident: str) -> dict[str, Any]:
-        """Move an active alert to ``seen/``."""
+        """Move an active alert to ``seen/<id>-<utc-ts>.json``; return it."""
         validate_alert_id(ident)
         seen = self.state.alerts / "seen"
         with self.state.lock("alerts"):
@@ -133,7 +135,12 @@ class Alerts:
             if alert is None:
                 raise NotFound(f"no active alert {ident}", id=ident)
             seen.mkdir(mode=0o750, parents=True, exist_ok=True)
-            source.replace(seen / source.name)
+            stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+            target, n = seen / f"{ident}-{stamp}.json", 1
+            while target.exists():  # acknowledged twice within a second: keep both
+                n += 1
+                target = seen / f"{ident}-{stamp}-{n}.json"
+            source.rename(target)
             fsync_dir(seen)
             fsync_dir(self.state.alerts)
         return alert

@@ -253,7 +253,7 @@ def raise_alert() -> tuple[Response, int]:
 
 @v1.post("/alerts/<ident>/ack")
 def ack(ident: str) -> Response:
-    """Acknowledge an alert (it moves to ``alerts/seen/``)."""
+    """Acknowledge an alert (it moves to ``alerts/seen/``; its key may alert again)."""
     return jsonify(_agent().alerts.ack(ident))
 
 

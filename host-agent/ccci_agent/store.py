@@ -5,7 +5,7 @@
     <state>/<app>/snapshots/<id>/       <volume>.tar per volume + manifest.json
     <state>/<app>/live.json             the canonical's live state: deployed or idle, clean or dirty
     <state>/<app>/restore-pending.json  present while a restore may have left a volume half-written
-    <state>/alerts/<id>.json            active alerts; alerts/seen/<id>.json once acknowledged
+    <state>/alerts/<id>.json            active alerts; alerts/seen/<id>-<utc-ts>.json once acked
     <state>/_infra/<name>.json          live-warm infra: version and last-good version
     <state>/_leases.json                live run leases
     <state>/_locks/<name>.lock          flock(2) files serialising writers across processes
