@@ -18,6 +18,7 @@ from typing import Any
 from .errors import CcciError
 
 DEFAULT_TIMEOUT = 600.0  # a snapshot or restore of a big volume takes minutes
+LEASE_HOLDER_HEADER = "X-CCCI-Lease-Token"  # the holder's token: renewing and releasing a lease
 
 
 class AgentClientError(CcciError):
@@ -66,11 +67,15 @@ class AgentClient:
         self.socket_path = socket_path
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         """Send one request and return the decoded JSON answer, or raise AgentClientError."""
         conn = _UnixConnection(self.socket_path, self.timeout)
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers = dict(headers or {})
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
         try:
             try:
                 conn.request(method, path, body=payload, headers=headers)
@@ -96,14 +101,14 @@ class AgentClient:
         """GET ``path``."""
         return self.request("GET", path)
 
-    def post(self, path: str, body: Any = None) -> Any:
+    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         """POST ``body`` to ``path``."""
-        return self.request("POST", path, body)
+        return self.request("POST", path, body, headers)
 
     def patch(self, path: str, body: Any) -> Any:
         """PATCH ``path`` with ``body``."""
         return self.request("PATCH", path, body)
 
-    def delete(self, path: str) -> Any:
+    def delete(self, path: str, headers: dict[str, str] | None = None) -> Any:
         """DELETE ``path``."""
-        return self.request("DELETE", path)
+        return self.request("DELETE", path, headers=headers)

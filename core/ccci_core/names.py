@@ -29,7 +29,8 @@ SWARM_NAME_MAX = 64  # Swarm's limit for service, volume, secret and network nam
 MIN_LABEL_ROOM = 13  # room for "x-abcd" plus "-<6hex>": below this the base domain is too long
 CANONICAL_PREFIX = "warm-"
 
-_RECIPE_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
+# One DNS label (RFC 1123): it starts and ends with a letter or digit, as warm-<recipe> must.
+_RECIPE_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _HEX_RE = re.compile(r"[0-9a-f]{6}")
 _DOMAIN_RE = re.compile(
     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
@@ -49,7 +50,9 @@ def validate_recipe(name: object) -> str:
     # fullmatch on an explicit ASCII class: unicode look-alikes and "\n" tails never pass.
     if not _RECIPE_RE.fullmatch(name):
         raise InvalidName(
-            "recipe", name, "use lowercase a-z, digits and '-', starting with a letter or digit"
+            "recipe",
+            name,
+            "use lowercase a-z, digits and '-', starting and ending with a letter or digit",
         )
     if name == CANONICAL_PREFIX[:-1] or name.startswith(CANONICAL_PREFIX):
         # A cold app of "warm-x" would be named like the canonical of "x-<6hex>".

@@ -1,7 +1,9 @@
 """The agent's HTTP/JSON API (routes under ``/v1/``) and :func:`create_app`, its one wiring point.
 
 Every request passes the peer-credential check first (root or the socket's group, else 403).
-Bodies are pydantic models that forbid unknown fields; names go through ``ccci_core.names``.
+Bodies are JSON (``Content-Type: application/json``, else 415) of at most :data:`MAX_BODY` bytes
+(else 413, read no further), validated by pydantic models that forbid unknown fields; names go
+through ``ccci_core.names``.
 Every error is JSON ``{"error", "reason", "details"}`` with a 4xx/5xx status; no HTML, no traceback.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +20,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from ccci_core import __version__
+from ccci_core.agent_client import LEASE_HOLDER_HEADER
 from ccci_core.errors import BadInput, CcciError
 
 from .alerts import Alerts
@@ -28,12 +32,14 @@ from .engine import DockerEngine, Engine
 from .errors import AgentError, Forbidden
 from .infra import InfraVersions
 from .leases import DEFAULT_TTL, MAX_TTL, Lane, Leases
-from .peercred import environ_allowed
+from .peercred import environ_allowed, environ_is_root
 from .settings import AgentSettings
 from .store import StateDir
 
 log = logging.getLogger(__name__)
 Authorize = Callable[[dict[str, Any]], bool]
+MAX_BODY = 256 * 1024  # the largest body we need is a prune list of ~3000 recipe names
+JSON = "application/json"
 
 
 @dataclass
@@ -61,11 +67,11 @@ def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: A
             engine,
             settings.domain,
             alerts,
-            **({"wait_timeout": settings.volume_wait} | snap),
+            **({"wait_timeout": settings.volume_wait, "tar": settings.tar} | snap),
         ),
         alerts=alerts,
-        leases=Leases(state, settings.max_tests),
-        infra=InfraVersions(state),
+        leases=Leases(state, settings.max_tests, alerts=alerts),
+        infra=InfraVersions(state, alerts),
     )
 
 
@@ -100,7 +106,7 @@ class MarkBody(Body):
 class PruneBody(Body):
     """The recipes that stay enrolled; every other canonical is pruned."""
 
-    enrolled: list[str] = Field(max_length=10_000)
+    enrolled: list[str] = Field(max_length=3_000)  # 3000 names of 63 characters fit MAX_BODY
 
 
 class AlertBody(Body):
@@ -132,9 +138,19 @@ def _agent() -> Agent:
 
 
 def _body(model: type[M], *, optional: bool = False) -> M | None:
+    """Return the request's body as ``model``; None when ``optional`` and the body is empty."""
+    # werkzeug refuses a Content-Length over MAX_BODY unread (413) and stops reading a chunked
+    # body at MAX_BODY bytes; a body that reaches the limit is refused here.
     raw = request.get_data(cache=True)
-    if not raw.strip() and optional:
+    if len(raw) >= MAX_BODY:
+        raise RequestEntityTooLarge()
+    if optional and not raw.strip():
         return None
+    if request.mimetype != JSON:
+        raise UnsupportedMediaType(
+            f"a request body must be JSON with Content-Type: {JSON}"
+            f" (got {request.content_type or 'none'})"
+        )
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
@@ -254,7 +270,7 @@ def raise_alert() -> tuple[Response, int]:
 
 @v1.post("/alerts/<ident>/ack")
 def ack(ident: str) -> Response:
-    """Acknowledge an alert (it moves to ``alerts/seen/``)."""
+    """Acknowledge an alert (it moves to ``alerts/seen/``; its key may alert again)."""
     return jsonify(_agent().alerts.ack(ident))
 
 
@@ -274,15 +290,27 @@ def acquire() -> tuple[Response, int]:
 
 @v1.post("/leases/<ident>/renew")
 def renew(ident: str) -> Response:
-    """Renew a live lease."""
-    return jsonify(_agent().leases.renew(ident))
+    """Renew a live lease (its holder's token in the ``X-CCCI-Lease-Token`` header)."""
+    return jsonify(_agent().leases.renew(ident, _lease_token()))
 
 
 @v1.delete("/leases/<ident>")
 def release(ident: str) -> tuple[str, int]:
-    """Release a lease."""
-    _agent().leases.release(ident)
+    """Release a lease: its holder (token header), or root with ``?force=1``."""
+    force = request.args.get("force", "0")
+    if force not in ("0", "1"):
+        raise BadInput(f"force must be 0 or 1 (got {force!r})")
+    if force == "1" and not current_app.extensions["ccci_is_root"](request.environ):
+        raise Forbidden("only root may force a lease's release; its holder sends its token")
+    _agent().leases.release(ident, _lease_token(), force=force == "1")
     return "", 204
+
+
+def _lease_token() -> str | None:
+    token = request.headers.get(LEASE_HOLDER_HEADER)
+    if token is not None and not re.fullmatch(r"[0-9a-f]{32}", token):
+        raise BadInput(f"{LEASE_HOLDER_HEADER}: expected 32 lowercase hex digits")
+    return token
 
 
 def _error(
@@ -302,8 +330,13 @@ def create_app(
     *,
     agent: Agent | None = None,
     authorize: Authorize | None = None,
+    is_root: Authorize | None = None,
 ) -> Flask:
-    """Return the agent's Flask app (``gunicorn 'ccci_agent.api:create_app()'`` builds settings)."""
+    """Return the agent's Flask app (``gunicorn 'ccci_agent.api:create_app()'`` builds settings).
+
+    ``authorize`` (may this peer use the agent?) and ``is_root`` (may it force a lease's release?)
+    default to the peer's credentials on the Unix socket.
+    """
     if agent is None:
         from ccci_core.settings import load
 
@@ -312,7 +345,9 @@ def create_app(
     check: Authorize = authorize or (lambda environ: environ_allowed(environ, group))
 
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["ccci_agent"] = agent
+    app.extensions["ccci_is_root"] = is_root or environ_is_root
     app.register_blueprint(v1)
 
     @app.before_request
@@ -326,6 +361,11 @@ def create_app(
         if isinstance(exc, BadInput):
             status = 400
         return _error(status, type(exc).__name__, exc.message, _json_safe(exc.details))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge) -> tuple[Response, int]:
+        reason = f"the request body is larger than {MAX_BODY // 1024} KiB"
+        return _error(413, "RequestEntityTooLarge", reason, {"limit": MAX_BODY})
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

@@ -25,11 +25,13 @@ as pending; the other canonicals are served as usual.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import shutil
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from ccci_core.atomic import fsync_dir, write_json
@@ -102,9 +104,19 @@ class Canonicals:
         self.state.app(recipe)  # validates, reserved names included, before a lock file exists
         return self.state.lock(f"app-{recipe}")
 
-    def _alert(self, kind: str, recipe: str, error: AgentError) -> None:
-        """Raise one alert per distinct broken thing (the message is the dedupe key's tail)."""
-        self.alerts.raise_(kind, recipe, f"{kind}:{recipe}:{error.message}", error.message, {})
+    def _alert(self, kind: str, recipe: str, error: AgentError, path: Path | None = None) -> None:
+        """Raise one alert per occurrence of a broken file (it is met on every read).
+
+        The key names the file's identity (inode, mtime, size), so an acknowledged occurrence stays
+        quiet while the same bytes stay broken, and a file broken anew alerts again.
+        """
+        identity = ""
+        if path is not None:
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                identity = f"{path}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+        key = f"{kind}:{recipe}:{error.message}:{identity}"
+        self.alerts.raise_once(kind, recipe, key, error.message, {})
 
     def _read(self, recipe: str, path: Any) -> Any:
         try:
@@ -113,12 +125,12 @@ class Canonicals:
             error = StateCorrupt(
                 f"{recipe}: {path.name} cannot be read ({exc.message})", path=str(path)
             )
-            self._alert("state-corrupt", recipe, error)
+            self._alert("state-corrupt", recipe, error, path)
             raise error from exc
 
-    def _corrupt(self, recipe: str, message: str) -> StateCorrupt:
+    def _corrupt(self, recipe: str, message: str, path: Path) -> StateCorrupt:
         error = StateCorrupt(message)
-        self._alert("state-corrupt", recipe, error)
+        self._alert("state-corrupt", recipe, error, path)
         return error
 
     def _live(self, recipe: str) -> dict[str, Any]:
@@ -135,7 +147,9 @@ class Canonicals:
         if live is None and not path.exists():
             return {}
         if not isinstance(live, dict) or live.get("volume", "clean") not in ("clean", "dirty"):
-            error = self._corrupt(recipe, f"{recipe}: live.json holds {live!r}, not a live state")
+            error = self._corrupt(
+                recipe, f"{recipe}: live.json holds {live!r}, not a live state", path
+            )
             return {"volume": "dirty", "live_corrupt": error.message}
         return {k: v for k, v in live.items() if k in LIVE_KEYS}
 
@@ -147,14 +161,15 @@ class Canonicals:
         if not isinstance(record, dict) or not all(
             isinstance(record.get(k), str) for k in RECORD_KEYS
         ):
-            raise self._corrupt(recipe, f"{recipe}: canonical.json is not a registry entry")
+            raise self._corrupt(recipe, f"{recipe}: canonical.json is not a registry entry", path)
         return {**record, **self._live(recipe)}
 
     def _manifest(self, recipe: str) -> dict[str, Any] | None:
         try:
             return self.warmsnap.manifest(recipe)
         except SnapshotCorrupt as exc:
-            self._alert("snapshot-corrupt", recipe, exc)
+            current = self.warmsnap.current(recipe)
+            self._alert("snapshot-corrupt", recipe, exc, current and current / "manifest.json")
             raise
 
     def view(self, recipe: str) -> dict[str, Any]:
@@ -331,7 +346,8 @@ class Canonicals:
             try:
                 result = self.warmsnap.restore(recipe)
             except SnapshotCorrupt as exc:
-                self._alert("snapshot-corrupt", recipe, exc)
+                current = self.warmsnap.current(recipe)
+                self._alert("snapshot-corrupt", recipe, exc, current and current / "manifest.json")
                 raise
             self._update(recipe, volume="clean", status="idle", seed=None)
         view = self.view(recipe)

@@ -34,6 +34,10 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["state_dir"] = args.state_dir
     if args.workers < 1:
         raise BadInput("--workers must be at least 1")
+    if args.threads is not None:
+        if not 1 <= args.threads <= 256:
+            raise BadInput("--threads must be between 1 and 256")
+        overrides["agent_threads"] = args.threads
     serve(load(AgentSettings, **overrides), workers=args.workers)
     return 0
 
@@ -173,7 +177,10 @@ def register(sub: Any) -> None:
     )
     serve.add_argument("--socket", type=Path, help="socket path (default: $CCCI_AGENT_SOCKET)")
     serve.add_argument("--state-dir", type=Path, help="state directory (default: $CCCI_STATE_DIR)")
-    serve.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    serve.add_argument(
+        "--threads", type=int, help="threads per worker (default: $CCCI_AGENT_THREADS, 8)"
+    )
     serve.set_defaults(handler=_serve)
 
     status = sub.add_parser("status", help="canonicals, infra, leases, alerts and disk at a glance")

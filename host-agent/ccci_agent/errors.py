@@ -12,6 +12,7 @@
         ├── EngineError         502: Docker failed (mapped from ``docker.errors`` in ``engine``)
         ├── TarError            500: GNU tar failed (``returncode`` and the tail of stderr)
         └── Forbidden           403: the peer is neither root nor in the socket's group
+            └── NotLeaseHolder  403: a lease renewed or released without its holder's token
 
 Clients of the agent get ``ccci_core.agent_client`` errors instead (they live in the core).
 
@@ -79,3 +80,7 @@ class Forbidden(AgentError):
     """Refuse a peer that is neither root nor a member of the socket's group."""
 
     status = 403
+
+
+class NotLeaseHolder(Forbidden):
+    """Refuse to renew or release a lease without its holder's token."""

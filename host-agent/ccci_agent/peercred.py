@@ -65,3 +65,9 @@ def environ_allowed(environ: dict[str, Any], group: str) -> bool:
     """Return whether the request in ``environ`` comes from an allowed peer (no socket: no)."""
     sock = socket_of(environ)
     return sock is not None and is_allowed(peer_of(sock), group)
+
+
+def environ_is_root(environ: dict[str, Any]) -> bool:
+    """Return whether the request in ``environ`` comes from a uid-0 peer (no socket: no)."""
+    sock = socket_of(environ)
+    return sock is not None and peer_of(sock).uid == 0

@@ -1,6 +1,11 @@
 """Serve the agent with gunicorn on a Unix socket (mode 0660, group ``socket_group``).
 
 Before the workers start, the master repairs what a crash left in the state directory.
+
+Workers are ``gthread``: each serves ``threads`` requests at once, so snapshots and restores that
+hold a thread for minutes leave the others free for leases, status and alerts. That is safe
+because every shared file is written atomically and every writer holds a ``StateDir.lock``,
+an flock on a file descriptor of its own, which excludes threads as it excludes processes.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ SOCKET_MODE = 0o660
 class AgentServer(BaseApplication):  # type: ignore[misc] # gunicorn ships no types
     """Gunicorn running the agent app bound to ``unix:<socket>``."""
 
-    def __init__(self, app: Flask, socket_path: Path, group: str, workers: int) -> None:
+    def __init__(
+        self, app: Flask, socket_path: Path, group: str, workers: int, threads: int
+    ) -> None:
         self.application = app
         self.socket_path = socket_path
         self.group = group
         self.workers = workers
+        self.threads = threads
         super().__init__()
 
     def load_config(self) -> None:
@@ -44,9 +52,14 @@ class AgentServer(BaseApplication):  # type: ignore[misc] # gunicorn ships no ty
 
         self.cfg.set("bind", [f"unix:{socket_path}"])
         self.cfg.set("workers", self.workers)
-        self.cfg.set("worker_class", "sync")
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("threads", self.threads)
+        # Clients open one connection per request; a kept-alive one would make gunicorn drain
+        # the unread rest of a refused (413) body.
+        self.cfg.set("keepalive", 0)
         self.cfg.set("umask", 0o117)  # the socket is born 0660, never wider
-        self.cfg.set("timeout", 3600)  # a snapshot of a large volume holds its worker
+        # A gthread worker's main loop reports alive while its threads run long snapshots.
+        self.cfg.set("timeout", 120)
         self.cfg.set("when_ready", when_ready)
         self.cfg.set("accesslog", "-")
         if "control_socket_disable" in self.cfg.settings:
@@ -69,4 +82,7 @@ def serve(settings: AgentSettings, workers: int = 2) -> None:
         os.chown(agent.state.root, -1, gid)
     settings.agent_socket.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     app = create_app(agent=agent)
-    AgentServer(app, settings.agent_socket, settings.socket_group, workers).run()
+    server = AgentServer(
+        app, settings.agent_socket, settings.socket_group, workers, settings.agent_threads
+    )
+    server.run()

@@ -5,7 +5,7 @@
     <state>/<app>/snapshots/<id>/       <volume>.tar per volume + manifest.json
     <state>/<app>/live.json             the canonical's live state: deployed or idle, clean or dirty
     <state>/<app>/restore-pending.json  present while a restore may have left a volume half-written
-    <state>/alerts/<id>.json            active alerts; alerts/seen/<id>.json once acknowledged
+    <state>/alerts/<id>.json            active alerts; alerts/seen/<id>-<utc-ts>.json once acked
     <state>/_infra/<name>.json          live-warm infra: version and last-good version
     <state>/_leases.json                live run leases
     <state>/_locks/<name>.lock          flock(2) files serialising writers across processes
@@ -14,6 +14,8 @@ Our own entries start with ``_`` (no recipe can) except ``alerts``, which operat
 the agent refuses a recipe named ``alerts``.
 
 Every file is written atomically: a temp file in the same directory, fsync, rename, fsync the dir.
+A file that is corrupt all the same (a disk error, a hand edit) is moved aside by
+:func:`quarantine` to ``<name>.corrupt-<utc-ts>`` beside it, never deleted, and the agent serves on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,19 +33,68 @@ from ccci_core.atomic import fsync_dir
 from ccci_core.errors import InvalidName
 from ccci_core.names import validate_recipe
 
-from .errors import AgentError
+from .errors import AgentError, StateCorrupt
 
 RESERVED = frozenset({"alerts"})
+CORRUPT_INFIX = ".corrupt-"
+# Told where a corrupt file went: (its path, where it was moved, why it was corrupt).
+Report = Callable[[Path, Path, str], None]
 
 
 def read_json(path: Path) -> Any:
-    """Return the JSON in ``path``, or None if it does not exist."""
+    """Return the JSON in ``path``, or None if it is absent; raise StateCorrupt if it is no JSON."""
     try:
-        return json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise AgentError(f"cannot read {path}: {exc}", path=str(path)) from exc
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise StateCorrupt(f"cannot read {path}: {exc}", path=str(path)) from exc
+
+
+def quarantine(path: Path) -> Path:
+    """Move ``path`` aside to ``<name>.corrupt-<utc-ts>`` in its directory; return the new path.
+
+    One rename moves it (a file, a symlink or a directory), then the directory is flushed. Nothing
+    is deleted: an earlier quarantine of the same name in the same second gets a ``-<n>`` suffix.
+    Call it holding the lock that guards ``path``, so no writer replaces it in between.
+    """
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    target = path.with_name(f"{path.name}{CORRUPT_INFIX}{stamp}")
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = path.with_name(f"{path.name}{CORRUPT_INFIX}{stamp}-{n}")
+    path.rename(target)
+    fsync_dir(path.parent)
+    return target
+
+
+def _anything(_value: Any) -> bool:
+    return True
+
+
+def read_json_or_quarantine(
+    path: Path, report: Report, valid: Callable[[Any], bool] = _anything
+) -> Any:
+    """Return the JSON in ``path``, or None if it is absent or corrupt (then moved aside, reported).
+
+    Corrupt means it does not parse, or ``valid`` refuses what it holds. Call it holding the lock
+    that guards ``path``; :meth:`StateDir.peek_json` takes the lock only when it is needed.
+    """
+    try:
+        value = read_json(path)
+        if value is None or valid(value):
+            return value
+        reason = "unexpected content"
+    except StateCorrupt as exc:
+        reason = str(exc.__cause__)
+    moved = quarantine(path)
+    report(path, moved, reason)
+    return None
 
 
 def remove_durably(path: Path) -> None:
@@ -53,15 +104,6 @@ def remove_durably(path: Path) -> None:
     except FileNotFoundError:
         return
     fsync_dir(path.parent)
-
-
-def quarantine(path: Path) -> Path:
-    """Move a file that cannot be read aside (``<name>.corrupt-<utc>``), durably; return it."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    path.rename(target)
-    fsync_dir(path.parent)
-    return target
 
 
 class StateDir:
@@ -132,6 +174,21 @@ class StateDir:
             with contextlib.suppress(InvalidName):
                 found.append(validate_recipe(entry.name))
         return sorted(found)
+
+    def peek_json(
+        self, path: Path, lock: str, report: Report, valid: Callable[[Any], bool] = _anything
+    ) -> Any:
+        """Return the JSON in ``path`` read without a lock; take ``lock`` only to quarantine it.
+
+        Writers replace files atomically, so a reader without the lock sees a whole file; one
+        that looks corrupt is read again under ``lock`` before it is moved aside.
+        """
+        with contextlib.suppress(StateCorrupt):
+            value = read_json(path)
+            if value is None or valid(value):
+                return value
+        with self.lock(lock):
+            return read_json_or_quarantine(path, report, valid)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:

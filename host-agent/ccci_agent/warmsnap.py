@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -76,17 +77,31 @@ FULL = (errno.ENOSPC, errno.EDQUOT)
 MOUNTINFO = Path("/proc/self/mountinfo")
 
 
-def _die_with_parent() -> None:
-    """Kill tar when the agent dies, so a crashed agent never leaves tar writing behind it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """Return libc, loaded once in the agent (never after a fork: the loader lock may be held)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _tar_child() -> Callable[[], None]:
+    """Return tar's ``preexec_fn``: die with the agent, so no tar writes on behind a dead agent.
+
+    Only a call into the already loaded libc runs in the child, which is all a forked child of a
+    threaded worker may safely do.
+    """
+    prctl = _libc().prctl
+
+    def die_with_parent() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return die_with_parent
 
 
 def _syncfs(path: Path) -> None:
     """Flush the filesystem holding ``path`` (tar does not fsync what it extracts)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+        if _libc().syncfs(fd) != 0:
             os.sync()
     finally:
         os.close(fd)
@@ -425,7 +440,7 @@ class Warmsnap:
         with tempfile.TemporaryFile() as errors, os.fdopen(fd, "wb", buffering=0) as out:
             try:
                 proc = subprocess.Popen(
-                    argv, stdout=write_end, stderr=errors, preexec_fn=_die_with_parent
+                    argv, stdout=write_end, stderr=errors, preexec_fn=_tar_child()
                 )
             except OSError as exc:
                 os.close(read_end)
@@ -552,7 +567,7 @@ class Warmsnap:
                     stderr=errors,
                     check=False,
                     timeout=TAR_TIMEOUT,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=_tar_child(),
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 raise TarError(f"cannot run {self.tar}: {exc}", argv=argv) from exc

@@ -6,9 +6,10 @@ Lanes take the :class:`Agent` protocol; :class:`SocketAgent` is the adapter over
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ccci_core.agent_client import AgentClient, AgentClientError
+from ccci_core.agent_client import LEASE_HOLDER_HEADER, AgentClient, AgentClientError
 
 Lane = Literal["cold", "quick", "sweep"]
 Status = Literal["idle", "deployed"]
@@ -16,18 +17,29 @@ VolumeState = Literal["clean", "dirty"]
 BUSY = 409  # the agent's answer when MAX_TESTS leases are out or the canonical is held
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A granted run lease: its id, and the token that proves this run holds it."""
+
+    id: str
+    token: str = field(repr=False)  # never in a log line
+
+    def __str__(self) -> str:
+        return self.id
+
+
 class Agent(Protocol):
     """What a run asks of the host agent."""
 
     def acquire(
         self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
-    ) -> str | None:
-        """Return a lease id (locking the canonical too if asked), or None while busy."""
+    ) -> Lease | None:
+        """Return a lease (locking the canonical too if asked), or None while busy."""
 
-    def renew(self, lease: str) -> None:
+    def renew(self, lease: Lease) -> None:
         """Keep a lease alive for another TTL."""
 
-    def release(self, lease: str) -> None:
+    def release(self, lease: Lease) -> None:
         """Give a lease back."""
 
     def canonical(self, recipe: str) -> dict[str, Any] | None:
@@ -56,7 +68,7 @@ class SocketAgent:
 
     def acquire(
         self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
-    ) -> str | None:
+    ) -> Lease | None:
         """Ask for a lease; None when the host is at MAX_TESTS or the canonical is held."""
         body: dict[str, Any] = {"recipe": recipe, "lane": lane, "ttl": ttl, "canonical": canonical}
         if realm is not None:
@@ -67,15 +79,15 @@ class SocketAgent:
             if exc.status == BUSY:
                 return None
             raise
-        return str(granted["id"])
+        return Lease(str(granted["id"]), str(granted["token"]))
 
-    def renew(self, lease: str) -> None:
+    def renew(self, lease: Lease) -> None:
         """Renew a lease."""
-        self.client.post(f"/v1/leases/{lease}/renew")
+        self.client.post(f"/v1/leases/{lease.id}/renew", headers=_holder(lease))
 
-    def release(self, lease: str) -> None:
+    def release(self, lease: Lease) -> None:
         """Release a lease."""
-        self.client.delete(f"/v1/leases/{lease}")
+        self.client.delete(f"/v1/leases/{lease.id}", headers=_holder(lease))
 
     def canonical(self, recipe: str) -> dict[str, Any] | None:
         """Return the canonical of ``recipe``, or None."""
@@ -109,3 +121,7 @@ class SocketAgent:
     def restore(self, recipe: str) -> dict[str, Any]:
         """Restore the canonical of ``recipe``."""
         return dict(self.client.post(f"/v1/canonicals/{recipe}/restore"))
+
+
+def _holder(lease: Lease) -> dict[str, str]:
+    return {LEASE_HOLDER_HEADER: lease.token}

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from ccci_core.errors import CcciError
 
-from .agent import Agent, Lane
+from .agent import Agent, Lane, Lease
 from .errors import LeaseUnavailable
 
 
@@ -35,8 +35,8 @@ def held_lease(
     say: Callable[[str], None] = print,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[str]:
-    """Yield a lease id held until the block ends; raise LeaseUnavailable after ``wait``."""
+) -> Iterator[Lease]:
+    """Yield a lease held until the block ends; raise LeaseUnavailable after ``wait``."""
     deadline = clock() + wait
     lease = agent.acquire(recipe, lane, realm, ttl, canonical)
     if lease is None:
@@ -56,7 +56,7 @@ def held_lease(
             try:
                 agent.renew(lease)
             except CcciError as exc:  # keep trying: the lease outlives a few missed renewals
-                say(f"warning: renewing lease {lease} failed: {exc}")
+                say(f"warning: renewing lease {lease.id} failed: {exc}")
 
     renewer = threading.Thread(target=renew, name="lease-renew", daemon=True)
     renewer.start()
@@ -68,4 +68,4 @@ def held_lease(
         try:
             agent.release(lease)
         except CcciError as exc:
-            say(f"warning: releasing lease {lease} failed ({exc}); it expires after {ttl}s")
+            say(f"warning: releasing lease {lease.id} failed ({exc}); it expires after {ttl}s")

@@ -79,7 +79,9 @@ def perform(
                         say=report.say,
                     )
                 )
-                step.detail = f"lease {lease}" + (" (canonical locked)" if locks_canonical else "")
+                step.detail = f"lease {lease.id}" + (
+                    " (canonical locked)" if locks_canonical else ""
+                )
             if deps_keycloak:
                 with report.step("realm") as step:
                     if realms is None:

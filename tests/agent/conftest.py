@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,20 +39,35 @@ class App:
 
 
 @pytest.fixture
-def app(docker_client: docker.DockerClient) -> Iterator[App]:
+def make_app(docker_client: docker.DockerClient) -> Iterator[Callable[[], App]]:
+    """Make unique canonical apps with one labelled volume each; remove their stacks' volumes."""
+    made: list[App] = []
+
+    def make() -> App:
+        recipe = f"t-{uuid.uuid4().hex[:8]}"
+        name = canonical_app(recipe, BASE_DOMAIN, suffix=len(VOLUME))
+        volume = docker_client.volumes.create(
+            f"{name.stack}_{VOLUME}", labels={STACK_LABEL: name.stack}
+        )
+        made.append(
+            App(recipe, name.domain, name.stack, volume.name, Path(volume.attrs["Mountpoint"]))
+        )
+        return made[-1]
+
+    yield make
+    for app in made:
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"ccci-test={app.recipe}"}
+        ):
+            container.remove(force=True)
+        for leftover in docker_client.volumes.list(filters={"label": f"{STACK_LABEL}={app.stack}"}):
+            leftover.remove(force=True)
+
+
+@pytest.fixture
+def app(make_app: Callable[[], App]) -> App:
     """A unique canonical app with one labelled volume; removes every volume of its stack."""
-    recipe = f"t-{uuid.uuid4().hex[:8]}"
-    name = canonical_app(recipe, BASE_DOMAIN, suffix=len(VOLUME))
-    volume = docker_client.volumes.create(
-        f"{name.stack}_{VOLUME}", labels={STACK_LABEL: name.stack}
-    )
-    yield App(recipe, name.domain, name.stack, volume.name, Path(volume.attrs["Mountpoint"]))
-    for container in docker_client.containers.list(
-        all=True, filters={"label": f"ccci-test={recipe}"}
-    ):
-        container.remove(force=True)
-    for leftover in docker_client.volumes.list(filters={"label": f"{STACK_LABEL}={name.stack}"}):
-        leftover.remove(force=True)
+    return make_app()
 
 
 @pytest.fixture

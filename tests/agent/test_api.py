@@ -9,9 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ccci_agent.api import build_agent, create_app
+from ccci_agent.api import MAX_BODY, build_agent, create_app
 from ccci_agent.engine import DockerEngine
 from ccci_agent.settings import AgentSettings
+from ccci_core.agent_client import LEASE_HOLDER_HEADER
 from tests.agent.conftest import BASE_DOMAIN
 
 
@@ -146,9 +147,62 @@ def test_lease_round_trip(client: FlaskClient) -> None:
     refused = client.post("/v1/leases", json={"recipe": "c", "lane": "cold"})
     assert (201, 409) == (first.status_code, refused.status_code)
     assert ["a", "b"] == [lease["recipe"] for lease in refused.get_json()["details"]["held"]]
-    assert 200 == client.post(f"/v1/leases/{first.get_json()['id']}/renew").status_code
-    assert 204 == client.delete(f"/v1/leases/{first.get_json()['id']}").status_code
+    lease, holder = first.get_json()["id"], _holder(first.get_json()["token"])
+    assert 200 == client.post(f"/v1/leases/{lease}/renew", headers=holder).status_code
+    assert 204 == client.delete(f"/v1/leases/{lease}", headers=holder).status_code
     assert 201 == client.post("/v1/leases", json={"recipe": "c", "lane": "cold"}).status_code
+
+
+def _holder(token: str) -> dict[str, str]:
+    return {LEASE_HOLDER_HEADER: token}
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "headers", "status"),
+    [
+        ("POST", "/renew", {}, 403),
+        ("POST", "/renew", _holder("0" * 32), 403),
+        ("POST", "/renew", _holder("not-a-token"), 400),
+        ("DELETE", "", {}, 403),
+        ("DELETE", "", _holder("f" * 32), 403),
+        ("DELETE", "?force=1", {}, 403),  # this peer is not root
+        ("DELETE", "?force=yes", {}, 400),
+    ],
+)
+def test_a_lease_is_changed_only_by_its_holder(
+    client: FlaskClient, method: str, suffix: str, headers: dict[str, str], status: int
+) -> None:
+    """Renew and release without the holder's token are refused with a JSON reason."""
+    lease = client.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
+    response = client.open(f"/v1/leases/{lease['id']}{suffix}", method=method, headers=headers)
+    assert status == response.status_code
+    assert response.get_json()["reason"]
+    assert [lease["id"]] == [held["id"] for held in client.get("/v1/leases").get_json()["leases"]]
+
+
+def test_root_may_force_a_release(settings: AgentSettings) -> None:
+    """A root peer breaks a stuck lease with ?force=1 and no token."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    root = create_app(agent=agent, authorize=lambda e: True, is_root=lambda e: True).test_client()
+    lease = root.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
+    assert 204 == root.delete(f"/v1/leases/{lease['id']}?force=1").status_code
+    assert [] == root.get("/v1/leases").get_json()["leases"]
+
+
+def test_tokens_are_shown_only_to_the_holder(client: FlaskClient) -> None:
+    """The grant carries the token; leases, status, renewals and refusals never do."""
+    granted = client.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
+    client.post("/v1/leases", json={"recipe": "b", "lane": "cold"})
+    answers = [
+        client.get("/v1/leases"),
+        client.get("/v1/status"),
+        client.post(f"/v1/leases/{granted['id']}/renew", headers=_holder(granted["token"])),
+        client.post("/v1/leases", json={"recipe": "c", "lane": "cold"}),
+    ]
+    assert [200, 200, 200, 409] == [answer.status_code for answer in answers]
+    for answer in answers:
+        assert granted["token"] not in answer.get_data(as_text=True)
+        assert '"token' not in answer.get_data(as_text=True)  # no token nor token_sha256 key
 
 
 def test_alert_round_trip(client: FlaskClient) -> None:
@@ -168,3 +222,64 @@ def test_request_without_a_unix_peer_is_forbidden(settings: AgentSettings) -> No
     response = create_app(agent=agent).test_client().get("/v1/status")
     assert 403 == response.status_code
     assert "Forbidden" == response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "relative", ["_leases.json", "alerts/0123456789abcdef.json", "_infra/keycloak.json"]
+)
+def test_a_corrupt_state_file_never_takes_the_api_down(
+    client: FlaskClient, settings: AgentSettings, relative: str
+) -> None:
+    """Status, leases and alerts answer 200 and one state-corrupt alert names the moved file."""
+    (settings.state_dir / relative).write_bytes(b'{"truncated": ')
+
+    answers = [client.get(route) for route in ("/v1/status", "/v1/leases", "/v1/alerts")]
+
+    assert [200, 200, 200] == [answer.status_code for answer in answers]
+    assert 201 == client.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).status_code
+    [alert] = answers[-1].get_json()["alerts"]
+    assert ("state-corrupt", True) == (alert["kind"], alert["message"].startswith(relative))
+    assert [alert] == answers[0].get_json()["alerts"]  # status shows it at once too
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/v1/canonicals/x", '{"volume": "dirty"}'),
+        ("POST", "/v1/canonicals/x/snapshot", '{"domain": "warm-x.ci.example.net"}'),
+        ("POST", "/v1/prune-stale", '{"enrolled": []}'),
+        ("POST", "/v1/alerts", '{"kind": "k", "key": "k", "message": "m"}'),
+        ("POST", "/v1/leases", '{"recipe": "x", "lane": "cold"}'),
+    ],
+)
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_declared_json_is_a_415(
+    client: FlaskClient,
+    settings: AgentSettings,
+    method: str,
+    path: str,
+    body: str,
+    content_type: str | None,
+) -> None:
+    """Every route with a body wants Content-Type: application/json, else a JSON 415."""
+    before = _files(settings.state_dir)
+    response = client.open(path, method=method, data=body, content_type=content_type)
+    assert 415 == response.status_code, response.get_data(as_text=True)
+    assert "Content-Type: application/json" in response.get_json()["reason"]
+    assert before == _files(settings.state_dir)
+
+
+def test_an_empty_optional_body_needs_no_content_type(client: FlaskClient) -> None:
+    """POST snapshot without a body is a re-take: no content type asked (404: no canonical)."""
+    assert 404 == client.post("/v1/canonicals/missing/snapshot").status_code
+    plain = client.post("/v1/canonicals/missing/snapshot", data="", content_type="text/plain")
+    assert 404 == plain.status_code
+
+
+def test_the_largest_prune_list_fits_the_body_limit(client: FlaskClient) -> None:
+    """3000 names of 63 characters fit in a body; one more name is a 400, a huge body a 413."""
+    names = ["x" * 63] * 3000
+    assert 200 == client.post("/v1/prune-stale", json={"enrolled": names}).status_code
+    assert 400 == client.post("/v1/prune-stale", json={"enrolled": [*names, "y"]}).status_code
+    huge = client.post("/v1/prune-stale", json={"enrolled": names * 2})
+    assert (413, {"limit": MAX_BODY}) == (huge.status_code, huge.get_json()["details"])

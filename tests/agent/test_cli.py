@@ -83,3 +83,29 @@ def test_bad_names_exit_2_without_a_traceback(
     err = capsys.readouterr().err
     assert 1 == len(err.splitlines())
     assert "not reachable" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "reason"),
+    [
+        (["--workers", "0"], {}, "--workers must be at least 1"),
+        (["--threads", "0"], {}, "--threads must be between 1 and 256"),
+        ([], {"CCCI_AGENT_THREADS": "0"}, "CCCI_AGENT_THREADS"),
+        ([], {"CCCI_TAR": ""}, "CCCI_TAR"),
+    ],
+)
+def test_bad_serve_options_exit_2_before_serving(
+    argv: list[str],
+    env: dict[str, str],
+    reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bad worker or thread count or an empty CCCI_TAR is one line and exit 2, nothing served."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sock = tmp_path / "agent.sock"
+    assert 2 == main(["agent", "serve", "--socket", str(sock), "--state-dir", str(tmp_path), *argv])
+    assert reason in capsys.readouterr().err
+    assert not sock.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ccci_agent.alerts import Alerts
 from ccci_agent.infra import InfraVersions
 from ccci_agent.store import StateDir
 from ccci_core.errors import InvalidName, VersionError
@@ -24,3 +25,18 @@ def test_bad_names_and_versions_are_refused(state: StateDir, name: str, version:
     with pytest.raises((InvalidName, VersionError)):
         InfraVersions(state).record(name, version, healthy=True)
     assert [] == list(state.infra.iterdir())
+
+
+def test_corrupt_record_is_moved_aside_and_the_rest_listed(state: StateDir) -> None:
+    """A truncated infra record reads as never recorded, is moved aside and alerted."""
+    infra = InfraVersions(state)
+    kept = infra.record("keycloak", "10.0.0+25.0.1", healthy=True)
+    (state.infra / "traefik.json").write_text('{"name": "traefik", "vers')
+
+    assert [kept] == infra.all()
+    assert infra.get("traefik") is None
+    [moved] = state.infra.glob("traefik.json.corrupt-*")
+    [alert] = Alerts(state).active()
+    assert ("state-corrupt", str(moved)) == (alert["kind"], alert["details"]["moved_to"])
+    record = infra.record("traefik", "3.0.0+3.1", healthy=True)
+    assert "3.0.0+3.1" == record["last_good"]

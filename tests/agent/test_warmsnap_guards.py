@@ -746,3 +746,25 @@ def test_full_disk_after_the_flip_says_the_snapshot_is_committed(
     filler.unlink()
     canonicals.recover()
     assert V1 == canonicals.view(app.recipe)["version"]
+
+
+def test_an_acknowledged_broken_file_stays_quiet_until_it_breaks_anew(
+    canonicals: Canonicals, app: App
+) -> None:
+    """Every read meets the broken file: one alert; acked, it stays quiet; broken again, alerts."""
+    write_dataset(app.mountpoint, "a")
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    registry = canonicals.state.canonical(app.recipe)
+    registry.write_bytes(b"{")
+    alerts = Alerts(canonicals.state)
+
+    canonicals.view(app.recipe)
+    canonicals.view(app.recipe)
+    [alert] = alerts.active()
+    alerts.ack(alert["id"])
+    canonicals.view(app.recipe)
+    assert [] == alerts.active()
+
+    registry.write_bytes(b"[")  # broken anew: another occurrence
+    canonicals.view(app.recipe)
+    assert ["state-corrupt"] == [a["kind"] for a in alerts.active()]

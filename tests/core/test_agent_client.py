@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ccci_core.agent_client import AgentClient, AgentClientError, AgentUnreachable
+from ccci_core.agent_client import (
+    LEASE_HOLDER_HEADER,
+    AgentClient,
+    AgentClientError,
+    AgentUnreachable,
+)
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -26,13 +31,14 @@ class _Stub(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.server.bodies.append(self.rfile.read(length))  # type: ignore[attr-defined]
+        self.server.headers.append(dict(self.headers))  # type: ignore[attr-defined]
         status, body = self.answers[self.path]
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_DELETE = _answer
 
     def log_message(self, format: str, *args: object) -> None:
         """Stay quiet."""
@@ -45,6 +51,7 @@ class _Stub(BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     bodies: list[bytes]
+    headers: list[dict[str, str]]
 
 
 @pytest.fixture
@@ -52,6 +59,7 @@ def stub(tmp_path: Path) -> Iterator[tuple[AgentClient, _Server]]:
     """A client and a stub HTTP server on a temporary Unix socket."""
     server = _Server(str(tmp_path / "agent.sock"), _Stub)
     server.bodies = []
+    server.headers = []
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield AgentClient(tmp_path / "agent.sock", timeout=10), server
@@ -64,6 +72,18 @@ def test_json_round_trip(stub: tuple[AgentClient, _Server]) -> None:
     client, server = stub
     assert {"echo": "ok"} == client.post("/ok", {"recipe": "x"})
     assert [b'{"recipe": "x"}'] == server.bodies
+
+
+def test_extra_headers_are_sent_with_or_without_a_body(stub: tuple[AgentClient, _Server]) -> None:
+    """A lease holder's header reaches the agent on POST and DELETE; only a body is typed JSON."""
+    client, server = stub
+    holder = {LEASE_HOLDER_HEADER: "0" * 32}
+    client.post("/ok", headers=holder)
+    client.post("/ok", {"a": 1}, headers=holder)
+    client.delete("/ok", headers=holder)
+    assert [("0" * 32, None), ("0" * 32, "application/json"), ("0" * 32, None)] == [
+        (h.get(LEASE_HOLDER_HEADER), h.get("Content-Type")) for h in server.headers
+    ]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from hypothesis import given
@@ -12,15 +13,17 @@ from ccci_core import names
 from ccci_core.errors import ConfigError, InvalidName
 
 BASE = "ci.commoninternet.net"
-recipes = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True).filter(
+recipes = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True).filter(
     lambda r: r != "warm" and not r.startswith("warm-")
 )
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 hexes = st.from_regex(r"[0-9a-f]{6}", fullmatch=True)
 suffixes = st.integers(min_value=0, max_value=18)
 
 
 @pytest.mark.parametrize(
-    "name", ["custom-html", "a", "0ad", "keycloak", "x" * 63, "a-b-c", "warmth", "warmup"]
+    "name",
+    ["custom-html", "a", "0ad", "keycloak", "x" * 63, "a-b-c", "a--b", "warmth", "warmup", "9"],
 )
 def test_valid_recipe_names_pass(name: str) -> None:
     """Lowercase names of letters, digits and hyphens pass unchanged."""
@@ -35,6 +38,10 @@ def test_valid_recipe_names_pass(name: str) -> None:
         "A",
         "a/b",
         "-lead",
+        "trail-",
+        "a-",
+        "-",
+        "x" * 62 + "-",
         "x" * 64,
         "d\u043et",  # Cyrillic o
         "\uff41bc",  # fullwidth a
@@ -95,14 +102,37 @@ def test_every_object_name_fits_swarm(recipe: str, run_hex: str, suffix: int) ->
         assert len(app.domain.split(".")[0]) <= 63
 
 
-@given(recipe=recipes, run_hex=hexes)
-def test_cold_and_canonical_names_never_collide(recipe: str, run_hex: str) -> None:
-    """A cold stack is recognised by its hex; a canonical stack never is."""
-    cold = names.cold_app(recipe, BASE, run_hex, suffix=18)
-    canonical = names.canonical_app(recipe, BASE, suffix=18)
-    assert run_hex == names.run_hex_of(cold.stack)
-    assert names.run_hex_of(canonical.stack) is None
-    assert not cold.domain.startswith(names.CANONICAL_PREFIX)
+@given(recipe=recipes, run_hex=hexes, suffix=suffixes)
+def test_every_app_domain_is_made_of_dns_labels(recipe: str, run_hex: str, suffix: int) -> None:
+    """Each label of a canonical or cold domain starts and ends with a letter or digit."""
+    for app in (
+        names.canonical_app(recipe, BASE, suffix=suffix),
+        names.cold_app(recipe, BASE, run_hex, suffix=suffix),
+    ):
+        for label in app.domain.split("."):
+            assert DNS_LABEL.fullmatch(label), app.domain
+
+
+@pytest.mark.parametrize(
+    ("lane", "recipe", "expected_label"),
+    [
+        # With the default domain a canonical keeps 18 characters and a cold run 16: the head is
+        # cut at 13 and 11, right after a "-" here; the cut hyphen goes, "--" never appears.
+        ("canonical", "abcdefghijkl-mnopqr", "warm-abcdefghijkl-{digest}"),
+        ("cold", "abcdefghij-klmnopq", "abcdefghij-{digest}-abcdef"),
+        ("cold", "abcdefghij-klmno", "abcdefghij-klmno-abcdef"),  # fits: unchanged
+    ],
+)
+def test_shortened_labels_are_dns_labels(lane: str, recipe: str, expected_label: str) -> None:
+    """A shortened recipe part (head + "-" + 4 hex) keeps the label a valid DNS label."""
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:4]
+    if lane == "canonical":
+        app = names.canonical_app(recipe, BASE, suffix=18)
+    else:
+        app = names.cold_app(recipe, BASE, "abcdef", suffix=18)
+    label = app.domain.split(".")[0]
+    assert expected_label.format(digest=digest) == label
+    assert DNS_LABEL.fullmatch(label)
 
 
 def test_suffix_longer_than_swarm_allows_is_refused() -> None:
