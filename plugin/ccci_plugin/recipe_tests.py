@@ -111,7 +111,7 @@ def test_env(run: Run, app: AppName, target: Target) -> dict[str, str]:
         "CCCI_RECIPE": run.recipe,
         "CCCI_APP_DOMAIN": app.domain,
         "CCCI_APP_STACK": app.stack,
-        "CCCI_LANE": run.request.lane,
+        "CCCI_LANE": run.report.ran,
         "CCCI_VERSION": target.label(),
     }
     url = run.apps.url(app)

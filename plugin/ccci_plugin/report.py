@@ -55,6 +55,13 @@ class RunReport:
     canonical: str = "untouched"
     notes: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run stopped outside any step (it is then red)
+    lane: str | None = None  # the lane that ran (None: as asked)
+    fallback: str | None = None  # why a quick request ran the cold lane
+
+    @property
+    def ran(self) -> str:
+        """Return the lane that ran (the one asked for until the run picks one)."""
+        return self.lane or self.request.lane
 
     def say(self, line: str) -> None:
         """Print one line of the log now."""
@@ -91,7 +98,7 @@ class RunReport:
         """Return the end-of-run table."""
         request = self.request
         head = [
-            f"lane      {request.lane}",
+            f"lane      {self.ran}" + (f" (quick asked: {self.fallback})" if self.fallback else ""),
             f"recipe    {request.recipe}",
             f"ref       {request.ref or 'latest'}",
         ]
@@ -110,7 +117,9 @@ class RunReport:
         request = self.request
         return {
             "verdict": "pass" if self.passed else "fail",
-            "lane": request.lane,
+            "lane": self.ran,
+            "asked": request.lane,
+            "fallback": self.fallback,
             "recipe": request.recipe,
             "ref": request.ref,
             "pr": request.pr,

@@ -13,6 +13,7 @@ import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
+from ccci_core.agent_client import AgentClientError
 from ccci_core.atomic import write_text
 from ccci_core.errors import CcciError, ConfigError
 from ccci_core.names import realm_name
@@ -45,13 +46,17 @@ def perform(
 ) -> int:
     """Run ``run`` to its end and return its exit code."""
     report, request = run.report, run.request
+    if result_file is not None and not result_file.parent.is_dir():
+        raise ConfigError("CCCI_RESULT_FILE", f"{result_file.parent} is not a directory")
     code = 1
+    started = False  # once the lease is asked for, the run is under way: failures are red, not 2
     try:
         lane: Lane = "cold"
         why = ""
         if request.quick:
             why = _unattachable(run)
             lane = "quick" if not why else "cold"
+        report.lane, report.fallback = lane, why or None
         build = f", build {request.build_number}" if request.build_number else ""
         where = f"recipe {request.recipe}, ref {request.ref or 'latest'}{build}"
         if request.quick and lane == "cold":
@@ -67,6 +72,7 @@ def perform(
         realm = realm_name(run.recipe, run.run_hex) if deps_keycloak else None
         locks_canonical = lane == "quick" or should_promote(run, target, lane) is None
         with ExitStack() as held:
+            started = True
             with report.step("lease") as step:
                 lease = held.enter_context(
                     held_lease(
@@ -99,8 +105,10 @@ def perform(
                     report.canonical = f"untouched ({reason})"
     except CcciError as exc:
         # Bad input (a recipe or ref that does not resolve, invalid metadata) and an unreachable
-        # agent exit 2; anything else makes the run red (a stopped run never passes).
-        code = exc.exit_code
+        # agent exit 2 before the run starts; once it is under way the agent failing (a 409 at
+        # promote, the agent restarting) makes it red like any other failure: exit 1.
+        agent_failed = isinstance(exc, AgentClientError)
+        code = 1 if started and agent_failed else exc.exit_code
         report.stop(str(exc))
     finally:
         shutil.rmtree(run.run_dir, ignore_errors=True)
@@ -112,5 +120,8 @@ def perform(
             result = report.to_dict() | {"exit": code}
             if code == 2:
                 result["verdict"] = "error"
-            write_text(result_file, json.dumps(result, indent=2) + "\n")
+            try:
+                write_text(result_file, json.dumps(result, indent=2) + "\n")
+            except OSError as exc:  # the verdict stands; only its copy is lost
+                report.say(f"warning: cannot write CCCI_RESULT_FILE {result_file}: {exc}")
     return code

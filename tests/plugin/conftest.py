@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -266,6 +267,7 @@ def run_recipe(
         tests_dir: Path = plugin_tests_dir,
         lease_wait: float = 0,
         realms: Realms | None = None,
+        agent_adapter: Callable[[SocketAgent], Any] = lambda real: real,
     ) -> Outcome:
         request = RunRequest(RECIPE, ref, quick)
         scratch = tmp_path_factory.mktemp("run")
@@ -281,7 +283,7 @@ def run_recipe(
                 apps=Apps(
                     SwarmDeployer(docker_client, apps_dir), docker_client, meta, "loopback", {}
                 ),
-                agent=SocketAgent(agent.client()),
+                agent=agent_adapter(SocketAgent(agent.client())),
                 report=report,
                 run_dir=scratch / "run",
                 checkouts=scratch / "recipes",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import docker
 import pytest
 
+from ccci_core.agent_client import AgentClientError
 from ccci_core.names import canonical_app, cold_app
+from ccci_plugin.agent import SocketAgent
 from ccci_plugin.report import Status
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
 from tests.plugin.conftest import RECIPE, Agent, Heads, Outcome
@@ -107,3 +110,34 @@ def test_second_green_run_on_latest_repromotes_in_place(
         after["version"],
         after["volume"],
     )
+
+
+class RefusingPromote:
+    """The real agent adapter, except that promote meets the agent's 409 (volumes in use)."""
+
+    def __init__(self, real: SocketAgent) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def promote(self, *args: Any) -> dict[str, Any]:
+        raise AgentClientError(409, "volumes still in use after 60s (warm-x_data: holder)")
+
+
+def test_an_agent_refusal_mid_run_is_a_red_run_not_bad_input(
+    seeded: Outcome, run_recipe: Callable[..., Outcome], agent: Agent
+) -> None:
+    """A 409 at promote, after install, tests and teardown: exit 1 with the summary, not 2."""
+    before = agent.fingerprint()
+
+    outcome = run_recipe(agent_adapter=RefusingPromote)
+
+    assert (1, FAIL) == (outcome.code, steps(outcome)["promote"]), outcome.log
+    assert {"install": PASS, "teardown": PASS} == {
+        k: steps(outcome)[k] for k in ("install", "teardown")
+    }
+    assert "verdict   FAIL" in outcome.log
+    result = json.loads((outcome.run.run_dir.parent / "result.json").read_text())
+    assert ("fail", 1) == (result["verdict"], result["exit"])
+    assert before == agent.fingerprint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,6 +65,11 @@ def test_quick_without_a_canonical_falls_back_to_cold(fallback: Outcome, agent: 
     )
     assert "promote" not in steps(fallback)
     assert not (agent.state_dir / RECIPE).exists()
+    # The summary and the result name the lane that ran, and why it was not the one asked for.
+    reason = f"no canonical of {RECIPE}"
+    assert f"lane      cold (quick asked: {reason})" in fallback.log.splitlines()
+    result = json.loads((fallback.run.run_dir.parent / "result.json").read_text())
+    assert ("cold", "quick", reason) == (result["lane"], result["asked"], result["fallback"])
 
 
 def test_quick_pass_keeps_the_known_good(

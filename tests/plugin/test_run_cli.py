@@ -129,6 +129,11 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         ({"RECIPE": RECIPE, "CCCI_DEPLOYER": "helm"}, [], "CCCI_DEPLOYER: Input should be"),
         ({"RECIPE": RECIPE, "CCCI_DOMAIN": "ci"}, [], "CCCI_DOMAIN: 'ci' is not a lowercase DNS"),
         ({"RECIPE": RECIPE, "CCCI_LEASE_WAIT_S": "-1"}, [], "CCCI_LEASE_WAIT_S: Input should be"),
+        (
+            {"RECIPE": RECIPE, "CCCI_RESULT_FILE": "/nonexistent-ccci/result.json"},
+            [],
+            "CCCI_RESULT_FILE: /nonexistent-ccci is not a directory",
+        ),
     ],
     ids=[
         "missing-recipe",
@@ -141,6 +146,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         "unknown-deployer",
         "bad-domain",
         "negative-lease-wait",
+        "result-file-in-no-directory",
     ],
 )
 def test_refused_before_the_run_starts(
