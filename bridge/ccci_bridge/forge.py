@@ -34,7 +34,6 @@ class Pull:
     number: int
     state: str
     head_sha: str
-    clone_url: str
 
     @property
     def ref(self) -> str:
@@ -114,7 +113,6 @@ class ForgeAPI:
                 number=_int(body["number"]),
                 state=_str(body["state"]),
                 head_sha=_str(body["head"]["sha"]),
-                clone_url=_str(body["base"]["repo"]["clone_url"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ForgeError(f"{self.name} answered a pull request without {exc}") from exc

@@ -43,7 +43,6 @@ def build_params(recipe: str, command: Command, pull: Pull | None) -> dict[str, 
             "REF": pull.ref,
             "CCCI_PR": str(pull.number),
             "CCCI_SHA": pull.head_sha,
-            "CCCI_REPO_URL": pull.clone_url,
         }
     if command.quick:
         params["CCCI_QUICK"] = "1"

@@ -112,11 +112,20 @@ class Catalog:
         return latest(self.versions(recipe))
 
     @contextmanager
-    def checkout(self, recipe: str, ref: str | None, run_dir: Path) -> Iterator[Checkout]:
-        """Yield a private checkout of ``recipe`` at ``ref`` (latest if None); remove it after."""
+    def checkout(
+        self, recipe: str, ref: str | None, run_dir: Path, *, sha: str | None = None
+    ) -> Iterator[Checkout]:
+        """Yield a private checkout of ``recipe`` at ``ref`` (latest if None); remove it after.
+
+        With ``sha`` (the head the forge reported when the build was asked for) the checkout is
+        exactly that commit: a pull-request head that moved since is not what is tested. A tag or
+        commit ``ref`` must already be ``sha``.
+        """
         source = self.repo(recipe)
         if ref is not None:
             validate_ref(ref)
+        if sha is not None and not _COMMIT_RE.fullmatch(sha):
+            raise InvalidName("sha", sha, "expected a lowercase hex commit id")
         dest = run_dir / recipe
         if dest.exists():
             raise CcciError(f"checkout {dest} already exists; is another run using it?")
@@ -125,6 +134,8 @@ class Catalog:
             # A local clone hardlinks objects: cheap, and immune to later gc in the shared repo.
             self.git("clone", "--quiet", "--no-checkout", "--", str(source), str(dest))
             rev, version = self._resolve(source, dest, recipe, ref)
+            if sha is not None:
+                rev, version = self._pin(source, dest, recipe, ref, rev, sha), version
             self.git("checkout", "--quiet", "--detach", rev, "--", cwd=dest)
             commit = self.git("rev-parse", "HEAD", cwd=dest).strip()
             yield Checkout(recipe, dest, ref, commit, version)
@@ -158,6 +169,25 @@ class Catalog:
         ):
             return ref, None
         raise InvalidName("ref", ref, f"recipe {recipe!r} has no such tag or commit")
+
+    def _pin(
+        self, source: Path, dest: Path, recipe: str, ref: str | None, rev: str, sha: str
+    ) -> str:
+        """Return ``sha`` as the revision to check out, fetching it if the PR head moved."""
+        resolved = self.git("rev-parse", f"{rev}^{{commit}}", cwd=dest).strip()
+        if resolved.startswith(sha):
+            return resolved
+        if ref is None or not PULL_REF_RE.fullmatch(ref):
+            raise InvalidName("sha", sha, f"{ref or 'latest'} of {recipe!r} is {resolved[:12]}")
+        if not self.git.succeeds("rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}", cwd=dest):
+            upstream = self._upstream(source)
+            if not self.git.succeeds(
+                "fetch", "--quiet", "--no-tags", "--", upstream, sha, cwd=dest
+            ):
+                raise InvalidName(
+                    "sha", sha, f"{ref} of {recipe!r} moved to {resolved[:12]} and {sha} is gone"
+                )
+        return self.git("rev-parse", f"{sha}^{{commit}}", cwd=dest).strip()
 
     def _lacks(self, upstream: str, ref: str) -> bool:
         """Return whether ``upstream`` answers and has no ``ref`` (ls-remote exits 2)."""

@@ -68,7 +68,8 @@ class Run:
 
     def resolve(self) -> Target:
         """Check the requested ref out once and pin it (bad refs and recipes raise BadInput)."""
-        with self.catalog.checkout(self.recipe, self.request.ref, self.checkouts) as co:
+        sha = self.request.sha
+        with self.catalog.checkout(self.recipe, self.request.ref, self.checkouts, sha=sha) as co:
             env = {**self.apps.meta.extra_env, **self.apps.env}
             return Target(
                 self.request.ref, co.commit, co.version, recipe_suffix(co.path, env, self.loader)
@@ -78,7 +79,9 @@ class Run:
     def checkout(self, target: Target | Version) -> Iterator[Checkout]:
         """Check out ``target`` (or a release) for one deploy; removed after."""
         ref = str(target) if isinstance(target, Version) else target.again
-        with self.catalog.checkout(self.recipe, ref, self.checkouts) as co:
+        # A pull-request head is fetched anew each time: pin it to the commit the run started on.
+        pin = target.commit if isinstance(target, Target) and ref == target.ref else None
+        with self.catalog.checkout(self.recipe, ref, self.checkouts, sha=pin) as co:
             if isinstance(target, Target) and co.commit != target.commit:
                 raise CheckFailed(f"{ref} moved from {target.commit[:8]} to {co.commit[:8]}")
             yield co

@@ -57,6 +57,7 @@ class RunReport:
     stopped: str | None = None  # why the run stopped outside any step (it is then red)
     lane: str | None = None  # the lane that ran (None: as asked)
     fallback: str | None = None  # why a quick request ran the cold lane
+    commit: str | None = None  # the commit under test, once pinned
 
     @property
     def ran(self) -> str:
@@ -102,6 +103,9 @@ class RunReport:
             f"recipe    {request.recipe}",
             f"ref       {request.ref or 'latest'}",
         ]
+        if self.commit:
+            pinned = " (CCCI_SHA)" if request.sha else ""
+            head.append(f"commit    {self.commit}{pinned}")
         head += [f"{key:<9} {value}" for key, value in self.versions.items()]
         head.append(f"canonical {self.canonical}")
         width = max((len(step.name) for step in self.steps), default=4)
@@ -122,6 +126,8 @@ class RunReport:
             "fallback": self.fallback,
             "recipe": request.recipe,
             "ref": request.ref,
+            "commit": self.commit,
+            "sha_pinned": request.sha is not None,
             "pr": request.pr,
             "build": request.build_number,
             "versions": dict(self.versions),

@@ -1,13 +1,15 @@
 """What a run was asked to do: Drone's environment and ``cc-ci run`` flags, validated.
 
 Drone passes a build's parameters as environment variables (``RECIPE``, ``REF``, ``CCCI_QUICK``,
-``CCCI_PR``: the bridge sets them when it creates the build) and the step's plugin settings as
-``PLUGIN_<KEY>``. Precedence, most specific first: a ``cc-ci run`` flag, the build parameter, the
-plugin setting. No ``REF`` means latest (the only kind of run that may promote a canonical).
+``CCCI_PR``, ``CCCI_SHA``: the bridge sets them when it creates the build) and the step's plugin
+settings as ``PLUGIN_<KEY>``. ``CCCI_SHA`` pins the commit the run tests (the head the bridge saw).
+Precedence, most specific first: a ``cc-ci run`` flag, the build parameter, the plugin setting.
+No ``REF`` means latest (the only kind of run that may promote a canonical).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ from ccci_core.catalog import validate_ref
 from ccci_core.errors import BadInput
 from ccci_core.names import validate_recipe
 
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -29,6 +32,7 @@ class RunRequest:
     pr: int | None = None
     build_number: str | None = None
     build_link: str | None = None
+    sha: str | None = None  # the head the forge reported: the commit this run tests
 
     @property
     def lane(self) -> str:
@@ -87,6 +91,9 @@ def from_drone(
         if not pr_value.isascii() or not pr_value.isdigit() or int(pr_value) < 1:
             raise BadInput(f"{pr_source}: expected a pull request number, got {pr_value!r}")
         pr = int(pr_value)
+    sha_value, sha_source = _pick(None, env, "CCCI_SHA", "PLUGIN_SHA")
+    if sha_value is not None and not _SHA_RE.fullmatch(sha_value):
+        raise BadInput(f"{sha_source}: expected a 40-digit lowercase commit id, got {sha_value!r}")
     return RunRequest(
         recipe=valid_recipe,
         ref=valid_ref,
@@ -94,4 +101,5 @@ def from_drone(
         pr=pr,
         build_number=env.get("DRONE_BUILD_NUMBER") or None,
         build_link=env.get("DRONE_BUILD_LINK") or None,
+        sha=sha_value,
     )

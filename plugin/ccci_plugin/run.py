@@ -68,6 +68,9 @@ def perform(
         if request.build_link:
             report.say(f"build: {request.build_link}")
         target = run.resolve()
+        report.commit = target.commit
+        pinned = " (pinned by CCCI_SHA)" if request.sha else ""
+        report.say(f"commit: {target.commit}{pinned}")
         deps_keycloak = "keycloak" in run.apps.meta["DEPS"]
         realm = realm_name(run.recipe, run.run_hex) if deps_keycloak else None
         locks_canonical = lane == "quick" or should_promote(run, target, lane) is None

@@ -87,7 +87,7 @@ def test_forge_pull(forge: ForgeAPI) -> None:
 
     result = forge.pull("o/r", 42)
 
-    assert Pull(42, "open", SHA, f"{GITEA}/o/r.git") == result
+    assert Pull(42, "open", SHA) == result
     assert "refs/pull/42/head" == result.ref
 
 

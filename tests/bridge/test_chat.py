@@ -84,7 +84,6 @@ def test_chat_run_of_a_pull_request(
         "REF": "refs/pull/42/head",
         "CCCI_PR": "42",
         "CCCI_SHA": SHA,
-        "CCCI_REPO_URL": f"{GITEA}/coop-cloud/keycloak.git",
     }
     assert expected == _query(api.calls[1])
 

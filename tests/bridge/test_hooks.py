@@ -106,7 +106,6 @@ def test_command_creates_the_exact_drone_build(
         "REF": "refs/pull/42/head",
         "CCCI_PR": "42",
         "CCCI_SHA": SHA,
-        "CCCI_REPO_URL": f"{GITEA}/{REPO}.git",
         **quick,
     }
     assert "/api/repos/coop-cloud/cc-ci/builds" == url.path

@@ -185,3 +185,47 @@ def test_note_path_version(path: str, version: str | None) -> None:
     """Only notes named after a version count."""
     found = note_path_version(path)
     assert version == (None if found is None else str(found))
+
+
+def _move_pr(upstream: Path, content: str, *, keep_history: bool) -> str:
+    """Point refs/pull/7/head at a new commit (on top of the old head, or replacing it)."""
+    old = git(upstream, "rev-parse", "refs/pull/7/head")
+    git(upstream, "checkout", "-q", "--detach", old if keep_history else "main")
+    new = commit(upstream, {"compose.yml": content}, "the PR, pushed again")
+    git(upstream, "update-ref", "refs/pull/7/head", new)
+    git(upstream, "checkout", "-q", "main")
+    return old
+
+
+@pytest.mark.parametrize("keep_history", [True, False])
+def test_a_pinned_sha_is_tested_even_if_the_pull_request_moved(
+    catalog: Catalog, tmp_path: Path, upstream: Path, keep_history: bool
+) -> None:
+    """CCCI_SHA wins over where the PR head is now: pushed on top, or force-pushed away."""
+    old = _move_pr(upstream, "pushed later\n", keep_history=keep_history)
+
+    with catalog.checkout("app", "refs/pull/7/head", tmp_path / "r", sha=old) as co:
+        assert (old, "pr\n") == (co.commit, (co.path / "compose.yml").read_text())
+    with catalog.checkout("app", "refs/pull/7/head", tmp_path / "r2") as co:
+        assert "pushed later\n" == (co.path / "compose.yml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("ref", "sha", "reason"),
+    [
+        ("refs/pull/7/head", "0" * 40, "is gone"),
+        ("1.0.0+1.0", "0" * 40, r"1\.0\.0\+1\.0 of 'app' is"),
+        (None, "0" * 40, "latest of 'app' is"),
+        ("refs/pull/7/head", "--upload-pack=x", "lowercase hex"),
+    ],
+)
+def test_a_sha_the_ref_does_not_have_is_bad_input(
+    catalog: Catalog, tmp_path: Path, ref: str | None, sha: str, reason: str
+) -> None:
+    """A sha that is not the tag's, or that the forge no longer has, is refused; nothing left."""
+    with (
+        pytest.raises(InvalidName, match=reason),
+        catalog.checkout("app", ref, tmp_path / "r", sha=sha),
+    ):
+        pass
+    assert not (tmp_path / "r" / "app").exists()

@@ -268,8 +268,9 @@ def run_recipe(
         lease_wait: float = 0,
         realms: Realms | None = None,
         agent_adapter: Callable[[SocketAgent], Any] = lambda real: real,
+        sha: str | None = None,
     ) -> Outcome:
-        request = RunRequest(RECIPE, ref, quick)
+        request = RunRequest(RECIPE, ref, quick, sha=sha)
         scratch = tmp_path_factory.mktemp("run")
         out = io.StringIO()
         report = RunReport(request, out)

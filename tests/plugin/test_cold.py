@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -14,7 +15,7 @@ from ccci_core.names import canonical_app, cold_app
 from ccci_plugin.agent import SocketAgent
 from ccci_plugin.report import Status
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
-from tests.plugin.conftest import RECIPE, Agent, Heads, Outcome
+from tests.plugin.conftest import RECIPE, Agent, Heads, Outcome, _pr_head
 
 pytestmark = pytest.mark.docker
 
@@ -141,3 +142,21 @@ def test_an_agent_refusal_mid_run_is_a_red_run_not_bad_input(
     result = json.loads((outcome.run.run_dir.parent / "result.json").read_text())
     assert ("fail", 1) == (result["verdict"], result["exit"])
     assert before == agent.fingerprint()
+
+
+def test_a_run_tests_the_pinned_sha_though_the_pull_request_moved(
+    seeded: Outcome, run_recipe: Callable[..., Outcome], plugin_recipes: Path
+) -> None:
+    """CCCI_SHA of a harmless head is tested though the PR now points at a crashing one."""
+    repo = plugin_recipes / RECIPE
+    # The latest release as a PR (a comment added): healthy, its tests pass.
+    harmless = _pr_head(repo, 6, {"compose.yml": lambda t: t + "# PR 6\n"})
+    entry, exit_at_once = 'command: ["sh", "/entrypoint.sh"]', 'command: ["sh", "-c", "exit 3"]'
+    _pr_head(repo, 6, {"compose.yml": lambda t: t.replace(entry, exit_at_once)})  # pushed since
+
+    outcome = run_recipe("refs/pull/6/head", sha=harmless)
+
+    assert 0 == outcome.code, outcome.log
+    assert f"commit: {harmless} (pinned by CCCI_SHA)" in outcome.log.splitlines()
+    result = json.loads((outcome.run.run_dir.parent / "result.json").read_text())
+    assert (harmless, True) == (result["commit"], result["sha_pinned"])

@@ -129,6 +129,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         ({"RECIPE": RECIPE, "CCCI_DEPLOYER": "helm"}, [], "CCCI_DEPLOYER: Input should be"),
         ({"RECIPE": RECIPE, "CCCI_DOMAIN": "ci"}, [], "CCCI_DOMAIN: 'ci' is not a lowercase DNS"),
         ({"RECIPE": RECIPE, "CCCI_LEASE_WAIT_S": "-1"}, [], "CCCI_LEASE_WAIT_S: Input should be"),
+        ({"RECIPE": RECIPE, "CCCI_SHA": "abc"}, [], "CCCI_SHA: expected a 40-digit"),
         (
             {"RECIPE": RECIPE, "CCCI_RESULT_FILE": "/nonexistent-ccci/result.json"},
             [],
@@ -146,6 +147,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         "unknown-deployer",
         "bad-domain",
         "negative-lease-wait",
+        "short-sha",
         "result-file-in-no-directory",
     ],
 )

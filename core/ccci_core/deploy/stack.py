@@ -13,6 +13,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 
 from .errors import DeployError
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
@@ -27,7 +28,8 @@ def docker_errors(what: str) -> Iterator[None]:
     """Map any Docker SDK error raised inside to DeployError."""
     try:
         yield
-    except docker.errors.DockerException as exc:
+    # docker-py lets the transport's errors through: a daemon gone away is a ConnectionError.
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise DeployError(f"docker: {what} failed: {exc}") from exc
 
 
@@ -83,7 +85,7 @@ class Stack:
             return self.client.containers.get(container_id)
         except docker.errors.NotFound:
             return None
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise DeployError(f"docker: inspecting container {container_id} failed: {exc}") from exc
 
     def running_container(self, short: str) -> Any:
