@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the demo borrows the test suite's image and recipe builders
 
-from tests.deploy_fixtures import RECIPES, build_recipe_repo, unused_port  # noqa: E402
-from tests.gitrepo import commit, git  # noqa: E402
-from tests.images import ensure_busybox_image  # noqa: E402
+from tests.deploy_fixtures import RECIPES, build_recipe_repo, unused_port  # noqa: E402 - after the path insert
+from tests.gitrepo import commit, git  # noqa: E402 - after the path insert
+from tests.images import ensure_busybox_image  # noqa: E402 - after the path insert
 
 RECIPE = "ccci-web"
 DOMAIN = f"demo{uuid.uuid4().hex[:4]}.ccci.example"
