@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
+from ccci_core.build_params import BuildParams
 from ccci_core.errors import InvalidName
 from ccci_core.names import validate_recipe
 
@@ -37,16 +38,11 @@ class Answer:
 
 def build_params(recipe: str, command: Command, pull: Pull | None) -> dict[str, str]:
     """Return the Drone parameters of a run: RECIPE, REF, CCCI_PR, CCCI_QUICK and friends."""
-    params = {"RECIPE": recipe}
-    if pull is not None:
-        params |= {
-            "REF": pull.ref,
-            "CCCI_PR": str(pull.number),
-            "CCCI_SHA": pull.head_sha,
-        }
-    if command.quick:
-        params["CCCI_QUICK"] = "1"
-    return params
+    if pull is None:
+        return BuildParams(recipe, quick=command.quick).to_env()
+    return BuildParams(
+        recipe, ref=pull.ref, pr=pull.number, sha=pull.head_sha, quick=command.quick
+    ).to_env()
 
 
 class Trigger:

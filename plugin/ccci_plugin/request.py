@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ccci_core import build_params as params
 from ccci_core.catalog import validate_ref
 from ccci_core.errors import BadInput
 from ccci_core.names import validate_recipe
@@ -38,6 +39,11 @@ class RunRequest:
     def lane(self) -> str:
         """Return the lane asked for: ``quick`` or ``cold``."""
         return "quick" if self.quick else "cold"
+
+
+def _names(parameter: str) -> tuple[str, str]:
+    """Return where a build parameter may come from: itself, then its plugin setting."""
+    return parameter, params.plugin_setting(parameter)
 
 
 def _pick(flag: str | None, env: Mapping[str, str], *names: str) -> tuple[str | None, str]:
@@ -76,22 +82,22 @@ def from_drone(
     quick: bool | None = None,
 ) -> RunRequest:
     """Build a RunRequest from Drone's environment, flags overriding it; raise BadInput."""
-    recipe_value, recipe_source = _pick(recipe, env, "RECIPE", "PLUGIN_RECIPE")
+    recipe_value, recipe_source = _pick(recipe, env, *_names(params.RECIPE))
     if recipe_value is None:
         raise BadInput("no recipe: set RECIPE (build parameter), PLUGIN_RECIPE or --recipe")
-    ref_value, ref_source = _pick(ref, env, "REF", "PLUGIN_REF")
+    ref_value, ref_source = _pick(ref, env, *_names(params.REF))
     valid_recipe = _named(recipe_source, validate_recipe, recipe_value)
     valid_ref = None if ref_value is None else _named(ref_source, validate_ref, ref_value)
     if quick is None:
-        quick_value, quick_source = _pick(None, env, "CCCI_QUICK", "PLUGIN_QUICK")
+        quick_value, quick_source = _pick(None, env, *_names(params.QUICK))
         quick = quick_value is not None and _flag_bool(quick_value, quick_source)
-    pr_value, pr_source = _pick(None, env, "CCCI_PR", "PLUGIN_PR")
+    pr_value, pr_source = _pick(None, env, *_names(params.PR))
     pr = None
     if pr_value is not None:
         if not pr_value.isascii() or not pr_value.isdigit() or int(pr_value) < 1:
             raise BadInput(f"{pr_source}: expected a pull request number, got {pr_value!r}")
         pr = int(pr_value)
-    sha_value, sha_source = _pick(None, env, "CCCI_SHA", "PLUGIN_SHA")
+    sha_value, sha_source = _pick(None, env, *_names(params.SHA))
     if sha_value is not None and not _SHA_RE.fullmatch(sha_value):
         raise BadInput(f"{sha_source}: expected a 40-digit lowercase commit id, got {sha_value!r}")
     return RunRequest(

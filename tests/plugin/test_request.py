@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ccci_bridge.commands import Command
+from ccci_bridge.forge import Pull
+from ccci_bridge.trigger import build_params
 from ccci_core.errors import BadInput
 from ccci_plugin.request import RunRequest, from_drone
 
@@ -76,3 +79,23 @@ def test_bad_input_is_refused_with_its_source(
 def test_lane() -> None:
     """The lane is quick or cold."""
     assert ("quick", "cold") == (RunRequest("a", quick=True).lane, RunRequest("a").lane)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+@pytest.mark.parametrize("from_pull", [False, True])
+def test_what_the_bridge_sends_is_what_the_plugin_runs(quick: bool, from_pull: bool) -> None:
+    """The bridge's build parameters, through the plugin's parser, give back the same run."""
+    command = Command(quick=quick)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    pull = Pull(number=7, state="open", head_sha=sha) if from_pull else None
+
+    request = from_drone(build_params("custom-html", command, pull))
+
+    expected = RunRequest(
+        "custom-html",
+        ref="refs/pull/7/head" if from_pull else None,
+        quick=quick,
+        pr=7 if from_pull else None,
+        sha=sha if from_pull else None,
+    )
+    assert expected == request
