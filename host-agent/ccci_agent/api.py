@@ -234,9 +234,15 @@ def snapshot(recipe: str) -> Response:
     )
 
 
+@v1.post("/canonicals/<recipe>/attach")
+def attach(recipe: str) -> Response:
+    """Begin a deploy on the canonical: restore first if its volume is not clean, mark it dirty."""
+    return jsonify(_agent().canonicals.attach(recipe))
+
+
 @v1.post("/canonicals/<recipe>/seed")
 def seed(recipe: str) -> Response:
-    """Start a re-seed of a clean canonical; answer the token its promote must carry."""
+    """Begin a re-seed (an attach); answer the token its promote must carry."""
     return jsonify(_agent().canonicals.seed(recipe, _require(SeedBody).version))
 
 

@@ -12,11 +12,13 @@ deployed or idle) is kept in ``live.json`` beside the registry and overlaid on i
 ``canonical.json`` is written only by promote, so a quick run — which never promotes — leaves it
 byte-identical.
 
-A dirty volume or a pending restore must be restored before it can become a known-good again: a
-re-take is refused ("restore first"), and so is a promote, except the one a green cold run makes
-from its own deploy. That run first asks for a **seed** (:meth:`Canonicals.seed`, allowed only on
-clean data), deploys the canonical at the green version, and promotes with the seed's token. Any
-other mark of the volume as dirty (a quick run) voids the seed.
+A deploy on the canonical begins with :meth:`Canonicals.attach`, which restores the known-good first
+when the volume is not clean and marks it dirty: the rule lives here, not in the lanes. A dirty
+volume or a pending restore must be restored before it can become a known-good again: a re-take is
+refused ("restore first"), and so is a promote, except the one a green cold run makes from its own
+deploy. That run attaches with a **seed** (:meth:`Canonicals.seed`), deploys the canonical at the
+green version, and promotes with the seed's token. Any other dirtying (a quick run's attach, a
+mark) voids the seed.
 
 A state file that cannot be read is reported, never fatal: the canonical reads as ``corrupt`` with
 the file named (and an alert), a live state that cannot be read as dirty, a restore-pending marker
@@ -247,32 +249,37 @@ class Canonicals:
                 "seed of the green cold run that deployed it (POST canonicals/R/seed)"
             )
 
-    def seed(self, recipe: str, version: str) -> dict[str, Any]:
-        """Start a re-seed at ``version``: mark deployed and dirty, return the token to promote."""
-        Version.parse(version)
+    def attach(self, recipe: str, *, seed_version: str | None = None) -> dict[str, Any]:
+        """Begin a deploy on the canonical: restore the known-good first when the volume is not
+        clean, then mark it deployed and dirty; answer what was done (``restored``).
+
+        This is the rule every lane follows (a canonical is never deployed on data another version
+        touched), kept here so that no caller has to know it. With ``seed_version`` the deploy is a
+        re-seed by a green cold run: the answer's ``seed`` is the token its promote must carry.
+        """
+        if seed_version is not None:
+            Version.parse(seed_version)
         with self._lock(recipe):
             record = self._record(recipe)
             if record is None:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
-            if self.warmsnap.pending_restore(recipe) is not None:
-                raise Conflict(
-                    f"{recipe}: a restore is pending; restore first (cc-ci restore {recipe})"
-                )
-            if record.get("volume") != "clean":
-                raise Conflict(
-                    f"{recipe}: its volume is dirty; restore first (cc-ci restore {recipe}): a "
-                    "re-seed starts from the known-good"
-                )
-            token = secrets.token_hex(16)
-            self._update(
-                recipe,
-                status="deployed",
-                volume="dirty",
-                seed={"token": token, "version": version, "since": now_iso()},
-            )
+            restored = None
+            if self.warmsnap.pending_restore(recipe) is not None or record.get("volume") != "clean":
+                restored = self._restore_locked(recipe)
+            seed, token = None, None
+            if seed_version is not None:
+                token = secrets.token_hex(16)
+                seed = {"token": token, "version": seed_version, "since": now_iso()}
+            self._update(recipe, status="deployed", volume="dirty", seed=seed)
         view = self.view(recipe)
-        view["seed"] = token
+        view["restored"] = restored
+        if token is not None:
+            view["seed"] = token
         return view
+
+    def seed(self, recipe: str, version: str) -> dict[str, Any]:
+        """Begin a re-seed at ``version`` (an attach that hands out the promote's token)."""
+        return self.attach(recipe, seed_version=version)
 
     def promote(
         self, recipe: str, domain: str, version: str, commit: str, seed: str | None = None
@@ -343,16 +350,20 @@ class Canonicals:
         with self._lock(recipe):
             if self._record(recipe) is None:
                 raise NotFound(f"{recipe} is not a canonical", recipe=recipe)
-            try:
-                result = self.warmsnap.restore(recipe)
-            except SnapshotCorrupt as exc:
-                current = self.warmsnap.current(recipe)
-                self._alert("snapshot-corrupt", recipe, exc, current and current / "manifest.json")
-                raise
-            self._update(recipe, volume="clean", status="idle", seed=None)
+            result = self._restore_locked(recipe)
         view = self.view(recipe)
         view["restored"] = result
         return view
+
+    def _restore_locked(self, recipe: str) -> dict[str, Any]:
+        try:
+            result = self.warmsnap.restore(recipe)
+        except SnapshotCorrupt as exc:
+            current = self.warmsnap.current(recipe)
+            self._alert("snapshot-corrupt", recipe, exc, current and current / "manifest.json")
+            raise
+        self._update(recipe, volume="clean", status="idle", seed=None)
+        return result
 
     def mark(
         self, recipe: str, *, status: Status | None = None, volume: VolumeState | None = None

@@ -12,8 +12,6 @@ from typing import Any, Literal, Protocol
 from ccci_core.agent_client import LEASE_HOLDER_HEADER, AgentClient, AgentClientError
 
 Lane = Literal["cold", "quick", "sweep"]
-Status = Literal["idle", "deployed"]
-VolumeState = Literal["clean", "dirty"]
 BUSY = 409  # the agent's answer when MAX_TESTS leases are out or the canonical is held
 
 
@@ -45,16 +43,16 @@ class Agent(Protocol):
     def canonical(self, recipe: str) -> dict[str, Any] | None:
         """Return the registry entry of ``recipe``, or None when it has no canonical."""
 
+    def attach(self, recipe: str) -> bool:
+        """Begin a deploy on the canonical (the agent restores first if needed); say if it did."""
+
     def seed(self, recipe: str, version: str) -> str:
-        """Mark the clean canonical deployed and dirty for a re-seed; return the promote token."""
+        """Begin a re-seed deploy on the canonical; return the token its promote must carry."""
 
     def promote(
         self, recipe: str, domain: str, version: str, commit: str, seed: str | None
     ) -> dict[str, Any]:
         """Snapshot the undeployed canonical and record it as the known-good."""
-
-    def mark(self, recipe: str, status: Status | None, volume: VolumeState | None) -> None:
-        """Record the canonical's deploy status and whether its volume is clean."""
 
     def restore(self, recipe: str) -> dict[str, Any]:
         """Restore the canonical's known-good data into its volumes."""
@@ -99,8 +97,13 @@ class SocketAgent:
             raise
         return dict(found)
 
+    def attach(self, recipe: str) -> bool:
+        """Begin a deploy on the canonical of ``recipe``; return whether it was restored first."""
+        answer = self.client.post(f"/v1/canonicals/{recipe}/attach")
+        return answer.get("restored") is not None
+
     def seed(self, recipe: str, version: str) -> str:
-        """Start a re-seed of the canonical of ``recipe``."""
+        """Begin a re-seed of the canonical of ``recipe``."""
         answer = self.client.post(f"/v1/canonicals/{recipe}/seed", {"version": version})
         return str(answer["seed"])
 
@@ -112,11 +115,6 @@ class SocketAgent:
         if seed is not None:
             body["seed"] = seed
         return dict(self.client.post(f"/v1/canonicals/{recipe}/snapshot", body))
-
-    def mark(self, recipe: str, status: Status | None, volume: VolumeState | None) -> None:
-        """Mark the canonical of ``recipe``."""
-        body = {k: v for k, v in (("status", status), ("volume", volume)) if v is not None}
-        self.client.patch(f"/v1/canonicals/{recipe}", body)
 
     def restore(self, recipe: str) -> dict[str, Any]:
         """Restore the canonical of ``recipe``."""

@@ -44,9 +44,7 @@ def promote(run: Run, target: Target) -> None:
         old = None if record is None else record.get("version")
         seed = None
         try:
-            if record is not None:
-                if record.get("volume") == "dirty" or record.get("restore_pending"):
-                    run.agent.restore(run.recipe)
+            if record is not None:  # the agent restores the known-good first if it must
                 seed = run.agent.seed(run.recipe, str(target.version))
             with run.checkout(target) as co:
                 if run.apps.deployer.exists(app):

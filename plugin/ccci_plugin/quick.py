@@ -54,10 +54,7 @@ def quick_lane(run: Run, target: Target) -> None:
     head_images: set[str] = set()
     try:
         with report.step("reattach") as step:
-            restored = record.get("volume") != "clean" or record.get("restore_pending")
-            if restored:
-                agent.restore(run.recipe)
-            agent.mark(run.recipe, "deployed", "dirty")
+            restored = agent.attach(run.recipe)  # the agent restores first if it must
             with run.checkout(known_good) as co:
                 before = apps.up(app, co)
             marker = apps.write_marker(app)

@@ -49,7 +49,7 @@ def perform(
     if result_file is not None and not result_file.parent.is_dir():
         raise ConfigError("CCCI_RESULT_FILE", f"{result_file.parent} is not a directory")
     code = 1
-    started = False  # once the lease is asked for, the run is under way: failures are red, not 2
+    started = False  # once the lease is held, the run is under way: failures are red, not 2
     try:
         lane: Lane = "cold"
         why = ""
@@ -75,7 +75,6 @@ def perform(
         realm = realm_name(run.recipe, run.run_hex) if deps_keycloak else None
         locks_canonical = lane == "quick" or should_promote(run, target, lane) is None
         with ExitStack() as held:
-            started = True
             with report.step("lease") as step:
                 lease = held.enter_context(
                     held_lease(
@@ -91,6 +90,7 @@ def perform(
                 step.detail = f"lease {lease.id}" + (
                     " (canonical locked)" if locks_canonical else ""
                 )
+            started = True
             if deps_keycloak:
                 with report.step("realm") as step:
                     if realms is None:

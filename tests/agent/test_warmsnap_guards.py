@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -49,6 +50,24 @@ def _tar_wrapper(tmp_path: Path, mode: str, action: str) -> str:
     )
     script.chmod(0o755)
     return str(script)
+
+
+@contextmanager
+def bind_mount(source: Path, target: Path) -> Iterator[None]:
+    """Bind-mount ``source`` at ``target`` for the block (as root, on the host)."""
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(target)], check=True, timeout=30)
+
+
+def _host_dir(tmp_path: Path) -> Path:
+    """Return a host directory that is not any volume's, holding one file that must survive."""
+    folder = tmp_path / "host"
+    folder.mkdir()
+    (folder / "host-file").write_text("keep\n")
+    return folder
 
 
 def _generations(canonicals: Canonicals, app: App) -> list[str]:
@@ -94,7 +113,6 @@ def test_retake_during_a_pending_restore_is_refused(canonicals: Canonicals, app:
 
     for attempt in (
         lambda: canonicals.snapshot(app.recipe),
-        lambda: canonicals.seed(app.recipe, V2),
         lambda: canonicals.promote(app.recipe, app.domain, V2, COMMIT),
     ):
         with pytest.raises(Conflict, match="restore is pending; restore first"):
@@ -109,8 +127,6 @@ def test_only_the_seeded_deploy_promotes_a_dirty_volume(canonicals: Canonicals, 
     token = seed["seed"]
     assert ("deployed", "dirty", V2) == (seed["status"], seed["volume"], seed["seeding"])
     assert token not in json.dumps(canonicals.view(app.recipe))
-    with pytest.raises(Conflict, match="restore first"):
-        canonicals.seed(app.recipe, V2)  # a second seed would launder the first one's data
     write_dataset(app.mountpoint, "b")
 
     for wrong, version in (("0" * 32, V2), (token, "1.2.0+1.2")):
@@ -176,21 +192,16 @@ def test_restore_never_deletes_through_a_mount_inside_the_volume(
     """A bind mount inside the volume is refused by restore and snapshot; its files stay."""
     write_dataset(app.mountpoint, "a")
     canonicals.promote(app.recipe, app.domain, V1, COMMIT)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "host-file").write_text("not the volume's\n")
+    outside = _host_dir(tmp_path)
     point = app.mountpoint / "outside"
     point.mkdir()
-    subprocess.run(["mount", "--bind", str(outside), str(point)], check=True, timeout=30)
-    try:
+    with bind_mount(outside, point):
         with pytest.raises(Conflict, match="mount points inside it"):
             canonicals.restore(app.recipe)
         with pytest.raises(Conflict, match="mount points inside it"):
             canonicals.snapshot(app.recipe)
-        assert "not the volume's\n" == (outside / "host-file").read_text()
+        assert "keep\n" == (outside / "host-file").read_text()
         assert canonicals.warmsnap.pending_restore(app.recipe) is None
-    finally:
-        subprocess.run(["umount", str(point)], check=True, timeout=30)
 
 
 # -- 4./5. containers that come during the window ----------------------------------------------
@@ -660,16 +671,11 @@ def test_mount_exactly_at_the_mountpoint_is_refused(
     """A filesystem mounted on ``_data`` itself is not the volume's data: refused, kept."""
     write_dataset(app.mountpoint, "a")
     canonicals.promote(app.recipe, app.domain, V1, COMMIT)
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "host-file").write_text("keep\n")
-    subprocess.run(["mount", "--bind", str(other), str(app.mountpoint)], check=True, timeout=30)
-    try:
+    other = _host_dir(tmp_path)
+    with bind_mount(other, app.mountpoint):
         with pytest.raises(Conflict, match="mount points inside it"):
             canonicals.restore(app.recipe)
         assert "keep\n" == (other / "host-file").read_text()
-    finally:
-        subprocess.run(["umount", str(app.mountpoint)], check=True, timeout=30)
 
 
 @pytest.mark.parametrize("mode", ["create", "extract"])
@@ -710,9 +716,7 @@ def test_bind_holders_are_found_however_the_path_is_spelled(
     link.symlink_to(app.mountpoint)
     alias = tmp_path / "alias"
     alias.mkdir()
-    volume_dir = app.mountpoint.parent
-    subprocess.run(["mount", "--bind", str(volume_dir), str(alias)], check=True, timeout=30)
-    try:
+    with bind_mount(app.mountpoint.parent, alias):
         for source in (link, alias / "_data"):
             holder = docker_client.containers.create(
                 busybox_image,
@@ -723,8 +727,6 @@ def test_bind_holders_are_found_however_the_path_is_spelled(
             with pytest.raises(Conflict, match=str(holder.name)):
                 canonicals.snapshot(app.recipe)
             holder.remove(force=True)
-    finally:
-        subprocess.run(["umount", str(alias)], check=True, timeout=30)
 
 
 def test_full_disk_after_the_flip_says_the_snapshot_is_committed(
@@ -768,3 +770,35 @@ def test_an_acknowledged_broken_file_stays_quiet_until_it_breaks_anew(
     registry.write_bytes(b"[")  # broken anew: another occurrence
     canonicals.view(app.recipe)
     assert ["state-corrupt"] == [a["kind"] for a in alerts.active()]
+
+
+def test_attach_restores_touched_data_before_a_deploy(canonicals: Canonicals, app: App) -> None:
+    """Dirty: attach brings back the known-good, then marks it dirty; clean: it only marks."""
+    write_dataset(app.mountpoint, "a")
+    known_good = fingerprint(app.mountpoint)
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+
+    clean = canonicals.attach(app.recipe)
+    write_dataset(app.mountpoint, "b")  # what the deploy did
+    touched = canonicals.attach(app.recipe)  # the next deploy (the run before was killed)
+
+    assert (None, "dirty", "deployed") == (clean["restored"], clean["volume"], clean["status"])
+    assert touched["restored"] is not None
+    assert known_good == fingerprint(app.mountpoint)
+    assert "dirty" == touched["volume"]
+
+
+def test_a_second_seed_starts_again_from_the_known_good(canonicals: Canonicals, app: App) -> None:
+    """A re-seed that failed and is tried again never builds on the failed attempt's data."""
+    write_dataset(app.mountpoint, "a")
+    known_good = fingerprint(app.mountpoint)
+    canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    first = canonicals.seed(app.recipe, V2)["seed"]
+    write_dataset(app.mountpoint, "b")  # the failed attempt's deploy
+
+    second = canonicals.seed(app.recipe, V2)
+
+    assert second["restored"] is not None
+    assert known_good == fingerprint(app.mountpoint)
+    with pytest.raises(Conflict, match="restore first"):
+        canonicals.promote(app.recipe, app.domain, V2, COMMIT, first)

@@ -306,16 +306,18 @@ def test_green_run_through_the_process(
         assert lines.index(f"--- {name}") < next(
             i for i, line in enumerate(lines) if STEP_LINE.match(line) and f" {name} (" in line
         )
-    summary = lines[lines.index("steps:") - 5 :]
+    summary = lines[lines.index("steps:") - 6 :]
     assert [
         "lane      cold",
         "recipe    ccci-web",
         "ref       1.0.0+1.0",
+        f"commit    {finished.result['commit']}",
         "target    1.0.0+1.0",
         "canonical untouched (a run with a REF (a pull request) never promotes)",
         "steps:",
-    ] == summary[:6]
-    rows = [SUMMARY_ROW.fullmatch(row) for row in summary[6:-1]]
+    ] == summary[:7]
+    assert re.fullmatch(r"[0-9a-f]{40}", finished.result["commit"])
+    rows = [SUMMARY_ROW.fullmatch(row) for row in summary[7:-1]]
     assert expected == {row[1]: row[2] for row in rows if row is not None}, summary
     assert "verdict   PASS" == summary[-1]
 
