@@ -48,10 +48,24 @@ def has_tests(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("test_*.py"))
 
 
+# What the child pytest may inherit from cc-ci's own environment: how to run and reach things,
+# never cc-ci's settings or secrets (CCCI_*_TOKEN, passwords).
+PASSED_THROUGH = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFIG"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "VIRTUAL_ENV"}
+    | {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+)
+
+
+def child_env(env: Mapping[str, str], parent: Mapping[str, str]) -> dict[str, str]:
+    """Return the recipe tests' environment: the pass-through part of ``parent``, then ``env``."""
+    return {**{k: v for k, v in parent.items() if k in PASSED_THROUGH}, **env}
+
+
 def run_tests(
     folder: Path, env: Mapping[str, str], junit: Path, timeout: float = 1800.0
 ) -> TestOutcome:
-    """Run the pytest files in ``folder`` with ``env`` added; return their outcome."""
+    """Run the pytest files in ``folder`` with ``env`` (none of our secrets); return the outcome."""
     if not has_tests(folder):
         return TestOutcome(ran=False, passed=True)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
@@ -59,7 +73,7 @@ def run_tests(
     try:
         done = subprocess.run(
             argv,
-            env={**os.environ, **env},
+            env=child_env(env, os.environ),
             cwd=folder,
             capture_output=True,
             text=True,
