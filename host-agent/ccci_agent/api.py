@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import re
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -382,7 +383,10 @@ def create_app(
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" ({exc.filename})" if exc.filename else ""
             return _error(507, "StorageFull", f"no space left on device{where}; nothing changed")
-        log.exception("unexpected error")
-        return _error(500, "InternalError", f"{type(exc).__name__}: {exc}")
+        # The text of an unexpected error may hold paths or values: it goes to the log only.
+        incident = secrets.token_hex(4)
+        log.exception("unexpected error (incident %s)", incident)
+        reason = f"internal error (incident {incident}; the agent's log has the details)"
+        return _error(500, "InternalError", reason, {"incident": incident})
 
     return app

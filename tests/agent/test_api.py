@@ -283,3 +283,25 @@ def test_the_largest_prune_list_fits_the_body_limit(client: FlaskClient) -> None
     assert 400 == client.post("/v1/prune-stale", json={"enrolled": [*names, "y"]}).status_code
     huge = client.post("/v1/prune-stale", json={"enrolled": names * 2})
     assert (413, {"limit": MAX_BODY}) == (huge.status_code, huge.get_json()["details"])
+
+
+def test_an_unexpected_error_hides_its_text_and_names_an_incident(
+    settings: AgentSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 500 says only that it happened and its incident id; the log has the exception."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    agent.state.ensure()
+
+    def broken() -> list[dict[str, Any]]:
+        raise RuntimeError("secret path /root/.token")
+
+    agent.canonicals.all = broken  # type: ignore[method-assign]
+    response = (
+        create_app(agent=agent, authorize=lambda environ: True).test_client().get("/v1/canonicals")
+    )
+
+    body = response.get_json()
+    assert (500, "InternalError") == (response.status_code, body["error"])
+    assert "secret path" not in response.get_data(as_text=True)
+    assert body["details"]["incident"] in caplog.text
+    assert "secret path /root/.token" in caplog.text
