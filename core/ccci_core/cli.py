@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, operator
 from .catalog import release_notes, versions_of
 from .errors import BadInput, CcciError
 from .gate import Action, decide
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true", help="machine-readable output")
     config.set_defaults(handler=_config)
 
+    operator.register(sub)
     for name in _COMPONENT_CLIS:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name).register(sub)

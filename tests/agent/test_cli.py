@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ccci_agent.cli import render_status
 from ccci_core.cli import main
+from ccci_core.operator import render_status
 
 
 def test_status_table_shows_each_part() -> None:
