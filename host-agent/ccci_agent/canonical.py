@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from ccci_core.atomic import fsync_dir, write_json
 from ccci_core.errors import InvalidName
-from ccci_core.names import canonical_app, validate_recipe
+from ccci_core.names import canonical_app, stack_name, validate_recipe
 from ccci_core.versions import Version
 
 from .alerts import Alerts
@@ -220,7 +220,7 @@ class Canonicals:
         return [self.view(r) for r in self.state.apps() if self.state.canonical(r).is_file()]
 
     def _require_clean_or_seeded(
-        self, recipe: str, seed: str | None, version: str, commit: str | None
+        self, recipe: str, seed: str | None, version: str, commit: str
     ) -> None:
         """Refuse to make a touched volume (or another version) the known-good, but when seeded."""
         if self.warmsnap.pending_restore(recipe) is not None:
@@ -292,7 +292,7 @@ class Canonicals:
         validate_canonical_domain(recipe, domain, self.base_domain)
         Version.parse(version)
         validate_commit(commit)
-        stack = domain.replace(".", "_")
+        stack = stack_name(domain)
         with self._lock(recipe):
             self._require_clean_or_seeded(recipe, seed, version, commit)
             app = self.state.app(recipe)

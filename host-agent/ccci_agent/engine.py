@@ -72,8 +72,8 @@ class Engine(Protocol):
     def stack_services(self, stack: str) -> list[str]:
         """Return the names of the services of ``stack``."""
 
-    def volume_holders(self, volume: Volume) -> list[str]:
-        """Return the containers (running or stopped) that hold ``volume`` (see the module)."""
+    def holders(self, volumes: Sequence[Volume]) -> dict[str, list[str]]:
+        """Return, per volume that has any, the containers (running or stopped) holding it."""
 
     def watch_mounts(self, volumes: Sequence[Volume]) -> Any:
         """Return a context manager yielding a :class:`MountWatch` of ``volumes``."""
@@ -203,13 +203,21 @@ class DockerEngine:
         found = self._call("ps", lambda: self._client.api.containers(all=True))
         return list(found)
 
-    def volume_holders(self, volume: Volume) -> list[str]:
-        """Return the containers (running or stopped) that hold ``volume`` (see the module)."""
-        return sorted(
-            _container_name(c)
-            for c in self._containers()
-            if any(mount_holds(m, volume) for m in c.get("Mounts") or [])
-        )
+    def holders(self, volumes: Sequence[Volume]) -> dict[str, list[str]]:
+        """Return, per volume that has any, the containers (running or stopped) holding it.
+
+        One container listing serves every volume (this runs at every poll of a wait).
+        """
+        containers = self._containers()
+        found = {
+            volume.name: sorted(
+                _container_name(c)
+                for c in containers
+                if any(mount_holds(m, volume) for m in c.get("Mounts") or [])
+            )
+            for volume in volumes
+        }
+        return {name: users for name, users in found.items() if users}
 
     @contextmanager
     def watch_mounts(self, volumes: Sequence[Volume]) -> Iterator[MountWatch]:

@@ -343,15 +343,11 @@ class Warmsnap:
         if services:
             raise Conflict(f"stack {stack} is deployed ({', '.join(services)})", services=services)
 
-    def _holders(self, volumes: Sequence[Volume]) -> dict[str, list[str]]:
-        found = {v.name: self.engine.volume_holders(v) for v in volumes}
-        return {name: users for name, users in found.items() if users}
-
     def wait_unused(self, volumes: Sequence[Volume]) -> None:
         """Wait until no container (running or stopped) holds any of ``volumes``."""
         deadline = self.monotonic() + self.wait_timeout
         while True:
-            holders = self._holders(volumes)
+            holders = self.engine.holders(volumes)
             if not holders:
                 return
             if self.monotonic() >= deadline:
@@ -366,7 +362,7 @@ class Warmsnap:
         """Refuse when anything deployed, held or mounted the volumes during the window."""
         self._require_undeployed(stack)
         check_plain(volumes)  # a mount made meanwhile means the tars did not read the volume
-        holders = self._holders(volumes)
+        holders = self.engine.holders(volumes)
         if mounts or holders:
             listed = mounts + [f"{n}: {', '.join(u)}" for n, u in sorted(holders.items())]
             raise Conflict(
@@ -520,21 +516,20 @@ class Warmsnap:
         self._require_undeployed(stack)
         present = {v.name: v for v in self.engine.stack_volumes(stack)}
         wanted = [e["name"] for e in manifest["volumes"]]
-        for name in wanted:
-            if name not in present:
-                # Never clear a same-named volume someone else owns: only this stack's.
-                other = self.engine.volume(name)
-                if other is not None:
-                    owner = f"stack {other.stack}" if other.stack else "no stack"
-                    raise Conflict(
-                        f"volume {name} exists but is labelled for {owner}, not {stack}: "
-                        "refusing to clear it",
-                        volume=name,
-                    )
+        missing = [name for name in wanted if name not in present]
+        for name in missing:
+            # Never clear a same-named volume someone else owns: only this stack's.
+            other = self.engine.volume(name)
+            if other is not None:
+                owner = f"stack {other.stack}" if other.stack else "no stack"
+                raise Conflict(
+                    f"volume {name} exists but is labelled for {owner}, not {stack}: "
+                    "refusing to clear it",
+                    volume=name,
+                )
         check_plain(list(present.values()))
-        for name in wanted:
-            if name not in present:
-                present[name] = self.engine.create_volume(name, stack)
+        for name in missing:
+            present[name] = self.engine.create_volume(name, stack)
         volumes = list(present.values())
         with self.engine.watch_mounts(volumes) as watch:
             self.wait_unused(volumes)
@@ -569,8 +564,8 @@ class Warmsnap:
                     timeout=TAR_TIMEOUT,
                     preexec_fn=_tar_child(),
                 )
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise TarError(f"cannot run {self.tar}: {exc}", argv=argv) from exc
+            except (OSError, subprocess.SubprocessError) as exc:  # missing, or over TAR_TIMEOUT
+                raise TarError(f"{self.tar} did not run to its end: {exc}", argv=argv) from exc
             try:
                 self._check_tar(argv, proc.returncode, errors)
             except TarError as exc:

@@ -28,7 +28,7 @@ def dead_engine(tmp_path: Path) -> DockerEngine:
         lambda e: e.stack_volumes("s"),
         lambda e: e.stack_services("s"),
         lambda e: e.volume("v"),
-        lambda e: e.volume_holders(VOLUME),
+        lambda e: e.holders([VOLUME]),
         lambda e: e.watch_mounts([VOLUME]).__enter__(),
         lambda e: e.create_volume("v", "s"),
         lambda e: e.remove_volume("v"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import docker
@@ -114,15 +115,15 @@ def test_snapshot_waits_for_lingering_container(
     )
     seen = threading.Event()
     engine = canonicals.warmsnap.engine
-    original = engine.volume_holders
+    original = engine.holders
 
-    def holders(volume: Volume) -> list[str]:
-        found = original(volume)
+    def holders(volumes: Sequence[Volume]) -> dict[str, list[str]]:
+        found = original(volumes)
         if found:
             seen.set()
         return found
 
-    canonicals.warmsnap.engine.volume_holders = holders  # type: ignore[method-assign]
+    canonicals.warmsnap.engine.holders = holders  # type: ignore[method-assign]
     remover = threading.Thread(target=lambda: (seen.wait(), holder.remove()))
     remover.start()
     _promote(canonicals, app)

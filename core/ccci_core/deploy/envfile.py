@@ -102,11 +102,6 @@ def quote(key: str, value: str) -> str:
     return f"{key}='{value}'"
 
 
-def render_env(env: Mapping[str, str]) -> str:
-    """Return ``env`` as env file text that :func:`parse_env` reads back unchanged."""
-    return "\n".join(quote(key, value) for key, value in env.items()) + "\n"
-
-
 def set_values(text: str, values: Mapping[str, str]) -> str:
     """Return env ``text`` with ``values`` set as literals, each to be its key's final value.
 

@@ -74,10 +74,10 @@ def test_parse_refuses_garbage(text: str) -> None:
         envfile.parse_env(text)
 
 
-def test_render_round_trips() -> None:
-    """What render_env writes, parse_env reads back, ``$`` and ``#`` included."""
+def test_set_values_round_trips() -> None:
+    """What set_values writes, parse_env reads back, ``$`` and ``#`` included."""
     env = {"A": "1", "B": "with space", "C": "", "D": "x #y", "E": "$A"}
-    assert env == envfile.parse_env(envfile.render_env(env))
+    assert env == envfile.parse_env(envfile.set_values("", env))
 
 
 @pytest.mark.parametrize(
