@@ -38,7 +38,9 @@ def test_volume_and_one_task_service_round_trip(
     finally:
         service.remove()
         for _ in range(120):
-            if not docker_client.containers.list(all=True, filters={"volume": name}):
+            if not docker_client.containers.list(
+                all=True, filters={"volume": name}, ignore_removed=True
+            ):
                 break
             time.sleep(0.5)
         volume.remove()

@@ -133,7 +133,10 @@ class Apps:
         """Remove those of ``images`` no service or container uses; return what was removed."""
         removed = []
         with docker_errors("listing what uses images"):
-            in_use = {c.attrs["Config"]["Image"] for c in self.client.containers.list(all=True)}
+            in_use = {
+                c.attrs["Config"]["Image"]
+                for c in self.client.containers.list(all=True, ignore_removed=True)
+            }
             for service in self.client.services.list():
                 in_use.add(service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
         for image in sorted(images - in_use):
@@ -165,6 +168,7 @@ class Apps:
                         found.append(f"{kind} {item.name}")
             label = {"label": f"com.docker.stack.namespace={app.stack}"}
             found += [
-                f"container {c.name}" for c in self.client.containers.list(all=True, filters=label)
+                f"container {c.name}"
+                for c in self.client.containers.list(all=True, filters=label, ignore_removed=True)
             ]
         return sorted(found)

@@ -150,7 +150,9 @@ def test_deployed_stack_is_refused(
         service.remove()
         for _ in range(100):
             if not docker_client.containers.list(
-                all=True, filters={"label": f"com.docker.swarm.service.name={app.stack}_app"}
+                all=True,
+                filters={"label": f"com.docker.swarm.service.name={app.stack}_app"},
+                ignore_removed=True,
             ):
                 break
             time.sleep(0.2)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,29 @@ class Started:
         """Wait for the process to end."""
         code = self.proc.wait()
         return Finished(code, self.log(), self.err_path.read_text(), self.result_file)
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., Started]]:
+    """Start ``cc-ci run`` processes; one a failed test leaves running is cancelled and awaited.
+
+    Otherwise its stack, run dir and lease would still be live when the next test looks.
+    """
+    begun: list[Started] = []
+
+    def begin(env: Mapping[str, str], folder: Path, *flags: str) -> Started:
+        begun.append(Started(env, folder, *flags))
+        return begun[-1]
+
+    yield begin
+    for started in begun:
+        if started.proc.poll() is None:
+            started.proc.send_signal(signal.SIGTERM)  # the run tears down what it made
+            try:
+                started.proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                started.proc.kill()
+                started.proc.wait()
 
 
 def run_cli(env: Mapping[str, str], folder: Path, *flags: str) -> Finished:
@@ -230,7 +253,10 @@ def engine_objects(client: docker.DockerClient, stack: str) -> list[str]:
     owned = client.secrets.list(filters={"label": f"{SECRET_OWNER}={stack}"})
     found += [f"secret {s.name}" for s in owned]
     label = {"label": f"com.docker.stack.namespace={stack}"}
-    found += [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+    found += [
+        f"container {c.name}"
+        for c in client.containers.list(all=True, filters=label, ignore_removed=True)
+    ]
     return sorted(set(found))
 
 
@@ -251,7 +277,7 @@ def wait_for_cold_app(client: docker.DockerClient, started: Started) -> str:
         if logged is not None:
             stack = cold_app(RECIPE, BASE_DOMAIN, logged[2], suffix=SUFFIX).stack
             label = {"label": f"com.docker.stack.namespace={stack}"}
-            if client.containers.list(all=True, filters=label):
+            if client.containers.list(all=True, filters=label, ignore_removed=True):
                 return logged[2]
         time.sleep(0.1)
     pytest.fail(f"the run ended before its cold app had a container:\n{started.log()}")
@@ -396,12 +422,13 @@ def test_sigterm_mid_run_tears_down_and_releases_the_lease(
     docker_client: docker.DockerClient,
     module_dirs: tuple[Path, Path],
     agent: Agent,
+    start: Callable[..., Started],
 ) -> None:
     """Drone's cancel (SIGTERM) mid-install: teardown completes, exit 1, nothing left, no lease.
 
     A second SIGTERM once the teardown has begun must not abort it.
     """
-    started = Started(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
+    started = start(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
     run_hex = wait_for_cold_app(docker_client, started)
     started.proc.send_signal(signal.SIGTERM)
     while started.proc.poll() is None and "--- teardown" not in started.log():
@@ -433,9 +460,10 @@ def test_sigterm_during_teardown_lets_it_finish_and_stops_the_run(
     docker_client: docker.DockerClient,
     module_dirs: tuple[Path, Path],
     agent: Agent,
+    start: Callable[..., Started],
 ) -> None:
     """A cancel landing in a green run's teardown: the teardown completes, the run is red."""
-    started = Started(cli_env | {"REF": "1.0.0+1.0"}, tmp_path / "run")
+    started = start(cli_env | {"REF": "1.0.0+1.0"}, tmp_path / "run")
     while started.proc.poll() is None and "--- teardown" not in started.log():
         time.sleep(0.05)
     started.proc.send_signal(signal.SIGTERM)
@@ -478,10 +506,11 @@ def test_sigkill_mid_run_leaves_what_a_janitor_recognises(
     docker_client: docker.DockerClient,
     module_dirs: tuple[Path, Path],
     agent: Agent,
+    start: Callable[..., Started],
     reaped: set[str],
 ) -> None:
     """After SIGKILL every leftover carries the run's hex, and its lease is held until its TTL."""
-    started = Started(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
+    started = start(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
     run_hex = wait_for_cold_app(docker_client, started)
     app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
     reaped.add(app.stack)

@@ -77,7 +77,9 @@ class Stack:
     def containers(self) -> list[Any]:
         """Return every container of the stack's tasks, stopped ones included."""
         with docker_errors(f"listing containers of {self.name}"):
-            return list(self.client.containers.list(all=True, filters=self._filter))
+            return list(
+                self.client.containers.list(all=True, filters=self._filter, ignore_removed=True)
+            )
 
     def container(self, container_id: str) -> Any | None:
         """Return a container by id, or None once it is gone."""
@@ -92,7 +94,8 @@ class Stack:
         """Return a running container of service ``short``, or raise DeployError."""
         with docker_errors(f"finding a container of {self.name}_{short}"):
             found = self.client.containers.list(
-                filters={"label": f"com.docker.swarm.service.name={self.name}_{short}"}
+                filters={"label": f"com.docker.swarm.service.name={self.name}_{short}"},
+                ignore_removed=True,
             )
         if not found:
             raise DeployError(f"{self.name}_{short} has no running container")

@@ -30,7 +30,9 @@ def _engine_objects(client: docker.DockerClient, stack: str) -> dict[str, list[s
         "containers": sorted(
             c.name
             for c in client.containers.list(
-                all=True, filters={"label": f"com.docker.stack.namespace={stack}"}
+                all=True,
+                filters={"label": f"com.docker.stack.namespace={stack}"},
+                ignore_removed=True,
             )
         ),
     }
