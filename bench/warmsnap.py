@@ -27,8 +27,9 @@ from pathlib import Path
 import docker
 
 from ccci_agent.canonical import Canonicals
-from ccci_agent.engine import STACK_LABEL, DockerEngine
+from ccci_agent.errors import EngineError
 from ccci_agent.store import StateDir
+from ccci_core.docker_engine import STACK_LABEL, SdkDocker
 from ccci_core.names import canonical_app
 
 BASE_DOMAIN = "ci.example.net"
@@ -84,7 +85,9 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="ccci-bench-", dir="/var/tmp"))
     try:
         fill(mountpoint, megabytes)
-        canonicals = Canonicals(StateDir(work / "state"), DockerEngine.from_env(), BASE_DOMAIN)
+        canonicals = Canonicals(
+            StateDir(work / "state"), SdkDocker.from_env(EngineError), BASE_DOMAIN
+        )
         plain_tar, plain_dir = work / "plain.tar", work / "plain"
 
         def tar_c() -> None:

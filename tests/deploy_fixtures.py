@@ -19,8 +19,10 @@ import docker
 import pytest
 
 from ccci_core.catalog import Catalog
-from ccci_core.deploy.stack import SECRET_OWNER, Stack
+from ccci_core.deploy.errors import DeployError
+from ccci_core.deploy.stack import Stack
 from ccci_core.deploy.swarm import SwarmDeployer
+from ccci_core.docker_engine import SECRET_OWNER, SdkDocker
 from ccci_core.names import AppName, cold_app
 from ccci_core.versions import Version
 from tests.gitrepo import git, init
@@ -99,16 +101,21 @@ def free_port() -> int:
     return unused_port()
 
 
+def stacks(client: docker.DockerClient) -> SdkDocker:
+    """Return the Docker adapter over ``client``, as the deployers and the plugin use it."""
+    return SdkDocker(client, DeployError)
+
+
 def _reap(client: docker.DockerClient, stack_name: str) -> None:
     """Remove whatever a test left of ``stack_name`` (stack, containers, volumes, secrets)."""
     subprocess.run(["docker", "stack", "rm", stack_name], check=False, capture_output=True)
-    stack = Stack(client, stack_name)
+    stack = Stack(stacks(client), stack_name)
     for _ in range(120):
         if stack.gone():
             break
         time.sleep(0.5)
     for volume in stack.volumes():
-        volume.remove(force=True)
+        client.volumes.get(volume).remove(force=True)
     for secret in client.secrets.list(filters={"label": f"{SECRET_OWNER}={stack_name}"}):
         secret.remove()
 
@@ -131,4 +138,4 @@ def make_app(docker_client: docker.DockerClient) -> Iterator[Callable[..., AppNa
 @pytest.fixture
 def swarm_deployer(docker_client: docker.DockerClient, tmp_path: Path) -> SwarmDeployer:
     """A swarm deployer keeping app envs under the test's tmp directory."""
-    return SwarmDeployer(docker_client, tmp_path / "apps")
+    return SwarmDeployer(stacks(docker_client), tmp_path / "apps")

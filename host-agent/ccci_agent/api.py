@@ -25,12 +25,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unsupporte
 
 from ccci_core import __version__
 from ccci_core.agent_client import LEASE_HOLDER_HEADER
+from ccci_core.docker_engine import DockerVolumes, SdkDocker
 from ccci_core.errors import BadInput, CcciError
 
 from .alerts import Alerts
 from .canonical import Canonicals, Status, VolumeState
-from .engine import DockerEngine, Engine
-from .errors import AgentError, Forbidden
+from .errors import AgentError, EngineError, Forbidden
 from .infra import InfraVersions
 from .leases import DEFAULT_TTL, MAX_TTL, Lane, Leases
 from .peercred import environ_allowed, environ_is_root
@@ -55,10 +55,10 @@ class Agent:
     infra: InfraVersions
 
 
-def build_agent(settings: AgentSettings, engine: Engine | None = None, **snap: Any) -> Agent:
+def build_agent(settings: AgentSettings, engine: DockerVolumes | None = None, **snap: Any) -> Agent:
     """Build the agent's services from settings (the engine defaults to the local Docker)."""
     state = StateDir(settings.state_dir)
-    engine = engine if engine is not None else DockerEngine.from_env()
+    engine = engine if engine is not None else SdkDocker.from_env(EngineError)
     alerts = Alerts(state)
     return Agent(
         settings=settings,

@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ccci_core.atomic import fsync_dir, write_json
+from ccci_core.docker_engine import DockerVolumes
 from ccci_core.errors import InvalidName
 from ccci_core.names import canonical_app, stack_name, validate_recipe
 from ccci_core.versions import Version
 
 from .alerts import Alerts
-from .engine import Engine
 from .errors import (
     AgentError,
     Conflict,
@@ -91,7 +91,7 @@ class Canonicals:
     def __init__(
         self,
         state: StateDir,
-        engine: Engine,
+        engine: DockerVolumes,
         base_domain: str,
         alerts: Alerts | None = None,
         **snap: Any,

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ccci_core.atomic import TMP_PREFIX, fsync_dir, write_json
+from ccci_core.docker_engine import DockerVolumes, Volume, check_volume_name
 
-from .engine import Engine, Volume, check_volume_name
 from .errors import (
     AgentError,
     Conflict,
@@ -265,7 +265,7 @@ def _load_manifest(recipe: str, generation: Path) -> dict[str, Any]:
         if not isinstance(skipped, list) or not all(isinstance(x, str) for x in skipped):
             raise TypeError("skipped is not a list of strings")
         for entry in manifest["volumes"]:
-            check_volume_name(entry["name"])
+            check_volume_name(entry["name"], EngineError)
             if not isinstance(entry["sha256"], str) or not isinstance(entry["size"], int):
                 raise TypeError(f"volume {entry['name']} has no sha256 or size")
     except (TypeError, ValueError, KeyError, EngineError) as exc:
@@ -279,7 +279,7 @@ class Warmsnap:
     """Snapshot, verify, restore and recover the volumes of canonical apps."""
 
     state: StateDir
-    engine: Engine
+    engine: DockerVolumes
     tar: str = "tar"
     wait_timeout: float = 60.0
     poll_interval: float = 0.5

@@ -1,6 +1,6 @@
 """Bring apps up, check them, and tear them down: the steps both lanes are made of.
 
-:class:`Apps` binds a run's deployer, engine client, recipe metadata and probe mode. It deploys a
+:class:`Apps` binds a run's deployer, Docker adapter, recipe metadata and probe mode. It deploys a
 checkout and waits until the app is really up (``ccci_core.deploy.health``), checks that an
 upgrade moved the version label, writes and reads the data marker (``MARKER_PATH`` in
 ``HEALTH_SERVICE``), and proves a cold teardown left nothing.
@@ -12,16 +12,13 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import docker
-import docker.errors
 
 from ccci_core.catalog import Checkout
 from ccci_core.deploy.errors import DeployError
 from ccci_core.deploy.health import ProbeMode, loopback_port, probe_for, wait_ready
 from ccci_core.deploy.protocol import Deployed, Deployer
-from ccci_core.deploy.stack import Stack, docker_errors
+from ccci_core.deploy.stack import Stack
+from ccci_core.docker_engine import DockerStacks, ObjectKind
 from ccci_core.names import AppName
 from ccci_core.recipe_meta import RecipeMeta
 
@@ -33,14 +30,14 @@ class Apps:
     """Deploy and check the apps of one recipe during one run."""
 
     deployer: Deployer
-    client: docker.DockerClient
+    docker: DockerStacks
     meta: RecipeMeta
     probe_mode: ProbeMode
     env: Mapping[str, str]
 
     def stack(self, app: AppName) -> Stack:
         """Return the engine's view of ``app``'s stack."""
-        return Stack(self.client, app.stack)
+        return Stack(self.docker, app.stack)
 
     def create(self, app: AppName, checkout: Checkout) -> None:
         """Create the app (env from the recipe plus the run's env) and generate its secrets."""
@@ -124,51 +121,22 @@ class Apps:
 
     def images(self, app: AppName) -> set[str]:
         """Return the images the app's services run."""
-        specs = (
-            s.attrs["Spec"]["TaskTemplate"]["ContainerSpec"] for s in self.stack(app).services()
-        )
-        return {str(spec["Image"]) for spec in specs}
+        return {service.image for service in self.stack(app).services()}
 
     def remove_unused_images(self, images: set[str]) -> list[str]:
         """Remove those of ``images`` no service or container uses; return what was removed."""
         removed = []
-        with docker_errors("listing what uses images"):
-            in_use = {
-                c.attrs["Config"]["Image"]
-                for c in self.client.containers.list(all=True, ignore_removed=True)
-            }
-            for service in self.client.services.list():
-                in_use.add(service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
-        for image in sorted(images - in_use):
+        for image in sorted(images - self.docker.images_in_use()):
             ref = image.split("@", 1)[0] or image  # a digest-pinned ref is removed by its tag
-            try:
-                self.client.images.remove(ref)
-            except docker.errors.ImageNotFound:
-                continue
-            except docker.errors.DockerException as exc:  # in use after all, or a shared layer
-                raise DeployError(f"docker: removing image {ref} failed: {exc}") from exc
-            removed.append(ref)
+            if self.docker.remove_image(ref):  # in use after all, or a shared layer: DeployError
+                removed.append(ref)
         return removed
 
     def leftovers(self, app: AppName) -> list[str]:
         """Return every Docker object of ``app``'s stack still on the engine."""
         prefix = f"{app.stack}_"
-        found: list[str] = []
-        with docker_errors(f"listing what is left of {app.stack}"):
-            collections: list[tuple[str, Any]] = [
-                ("service", self.client.services),
-                ("volume", self.client.volumes),
-                ("secret", self.client.secrets),
-                ("config", self.client.configs),
-                ("network", self.client.networks),
-            ]
-            for kind, collection in collections:
-                for item in collection.list(filters={"name": prefix}):
-                    if item.name.startswith(prefix):
-                        found.append(f"{kind} {item.name}")
-            label = {"label": f"com.docker.stack.namespace={app.stack}"}
-            found += [
-                f"container {c.name}"
-                for c in self.client.containers.list(all=True, filters=label, ignore_removed=True)
-            ]
+        kinds: tuple[ObjectKind, ...] = ("volume", "secret", "config", "network")
+        found = [f"service {s.name}" for s in self.docker.services() if s.name.startswith(prefix)]
+        found += [f"{kind} {name}" for kind in kinds for name in self.docker.named(kind, prefix)]
+        found += [f"container {c.name}" for c in self.stack(app).containers()]
         return sorted(found)

@@ -14,16 +14,16 @@ from typing import Any
 
 
 def _run(args: argparse.Namespace) -> int:
-    import docker
-    import docker.errors
 
     from ccci_core import recipe_meta
     from ccci_core.agent_client import AgentClient
     from ccci_core.catalog import Catalog
     from ccci_core.deploy.abra import AbraDeployer
+    from ccci_core.deploy.errors import DeployError
     from ccci_core.deploy.protocol import Deployer
     from ccci_core.deploy.stack import live_stacks
     from ccci_core.deploy.swarm import SwarmDeployer
+    from ccci_core.docker_engine import SdkDocker
     from ccci_core.errors import ConfigError
     from ccci_core.names import new_run_hex
     from ccci_core.settings import load
@@ -42,9 +42,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = load(PluginSettings)
     meta = recipe_meta.load(settings.tests_dir, request.recipe)
     try:
-        client = docker.from_env()
-    except docker.errors.DockerException as exc:
-        raise ConfigError("DOCKER_HOST", f"the Docker engine is not reachable: {exc}") from exc
+        client = SdkDocker.from_env(DeployError)
+    except DeployError as exc:
+        raise ConfigError("DOCKER_HOST", exc.message) from exc
     run_hex = new_run_hex(live_stacks(client))
     run_dir = settings.runs_dir / f"{request.recipe}-{run_hex}"
     deployer: Deployer

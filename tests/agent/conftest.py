@@ -11,8 +11,9 @@ import docker
 import pytest
 
 from ccci_agent.canonical import Canonicals
-from ccci_agent.engine import STACK_LABEL, DockerEngine
+from ccci_agent.errors import EngineError
 from ccci_agent.store import StateDir
+from ccci_core.docker_engine import STACK_LABEL, SdkDocker
 from ccci_core.names import canonical_app
 
 BASE_DOMAIN = "ci.example.net"
@@ -74,5 +75,5 @@ def app(make_app: Callable[[], App]) -> App:
 def canonicals(state: StateDir) -> Canonicals:
     """The registry on the real engine, with a short wait for lingering containers."""
     return Canonicals(
-        state, DockerEngine.from_env(), BASE_DOMAIN, wait_timeout=1.0, poll_interval=0.1
+        state, SdkDocker.from_env(EngineError), BASE_DOMAIN, wait_timeout=1.0, poll_interval=0.1
     )

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from ccci_agent.canonical import Canonicals
-from ccci_agent.engine import DockerEngine
+from ccci_agent.errors import EngineError
 from ccci_agent.store import StateDir
+from ccci_core.docker_engine import SdkDocker
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -22,7 +23,7 @@ def main(argv: list[str]) -> int:
     """Wait for the go line, then run the operation."""
     state_dir, recipe, domain, op, *rest = argv
     canonicals = Canonicals(
-        StateDir(Path(state_dir)), DockerEngine.from_env(), domain.split(".", 1)[1]
+        StateDir(Path(state_dir)), SdkDocker.from_env(EngineError), domain.split(".", 1)[1]
     )
     print("ready", flush=True)
     sys.stdin.readline()

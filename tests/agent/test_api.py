@@ -10,9 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ccci_agent.api import MAX_BODY, build_agent, create_app
-from ccci_agent.engine import DockerEngine
+from ccci_agent.errors import EngineError
 from ccci_agent.settings import AgentSettings
 from ccci_core.agent_client import LEASE_HOLDER_HEADER
+from ccci_core.docker_engine import SdkDocker
 from tests.agent.conftest import BASE_DOMAIN
 
 
@@ -25,7 +26,7 @@ def settings(tmp_path: Path) -> AgentSettings:
 @pytest.fixture
 def app(settings: AgentSettings) -> Flask:
     """The agent app; every peer is allowed (the real check is tested on the socket)."""
-    agent = build_agent(settings, DockerEngine.from_env())
+    agent = build_agent(settings, SdkDocker.from_env(EngineError))
     agent.state.ensure()
     return create_app(agent=agent, authorize=lambda environ: True)
 
@@ -182,7 +183,7 @@ def test_a_lease_is_changed_only_by_its_holder(
 
 def test_root_may_force_a_release(settings: AgentSettings) -> None:
     """A root peer breaks a stuck lease with ?force=1 and no token."""
-    agent = build_agent(settings, DockerEngine.from_env())
+    agent = build_agent(settings, SdkDocker.from_env(EngineError))
     root = create_app(agent=agent, authorize=lambda e: True, is_root=lambda e: True).test_client()
     lease = root.post("/v1/leases", json={"recipe": "a", "lane": "cold"}).get_json()
     assert 204 == root.delete(f"/v1/leases/{lease['id']}?force=1").status_code
@@ -218,7 +219,7 @@ def test_alert_round_trip(client: FlaskClient) -> None:
 
 def test_request_without_a_unix_peer_is_forbidden(settings: AgentSettings) -> None:
     """With the real check, a request that did not come over a Unix socket is refused."""
-    agent = build_agent(settings, DockerEngine.from_env())
+    agent = build_agent(settings, SdkDocker.from_env(EngineError))
     response = create_app(agent=agent).test_client().get("/v1/status")
     assert 403 == response.status_code
     assert "Forbidden" == response.get_json()["error"]
@@ -289,7 +290,7 @@ def test_an_unexpected_error_hides_its_text_and_names_an_incident(
     settings: AgentSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 500 says only that it happened and its incident id; the log has the exception."""
-    agent = build_agent(settings, DockerEngine.from_env())
+    agent = build_agent(settings, SdkDocker.from_env(EngineError))
     agent.state.ensure()
 
     def broken() -> list[dict[str, Any]]:

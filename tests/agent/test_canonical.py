@@ -6,10 +6,10 @@ import docker
 import pytest
 
 from ccci_agent.canonical import Canonicals, validate_canonical_domain
-from ccci_agent.engine import STACK_LABEL
 from ccci_agent.errors import Conflict, NotFound
 from ccci_agent.store import read_json
 from ccci_core.atomic import write_json
+from ccci_core.docker_engine import STACK_LABEL
 from ccci_core.errors import InvalidName, VersionError
 from ccci_core.names import canonical_app
 from tests.agent.conftest import BASE_DOMAIN, App

@@ -8,18 +8,18 @@ from pathlib import Path
 import docker
 import pytest
 
-from ccci_agent.engine import DockerEngine, Engine, Volume, mount_holds
 from ccci_agent.errors import EngineError
 from ccci_agent.warmsnap import mounts_inside
+from ccci_core.docker_engine import DockerVolumes, SdkDocker, Volume, mount_holds
 
 VOLUME = Volume("s_data", Path("/var/lib/docker/volumes/s_data/_data"))
 
 
 @pytest.fixture
-def dead_engine(tmp_path: Path) -> DockerEngine:
+def dead_engine(tmp_path: Path) -> SdkDocker:
     """An adapter whose daemon socket does not exist."""
     client = docker.DockerClient(base_url=f"unix://{tmp_path}/none.sock", version="1.41")
-    return DockerEngine(client)
+    return SdkDocker(client, EngineError)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def dead_engine(tmp_path: Path) -> DockerEngine:
     ],
 )
 def test_unreachable_daemon_is_an_engine_error(
-    dead_engine: DockerEngine, call: Callable[[Engine], object]
+    dead_engine: SdkDocker, call: Callable[[DockerVolumes], object]
 ) -> None:
     """A stopped daemon is reported as EngineError, never as a requests exception."""
     with pytest.raises(EngineError):
@@ -48,14 +48,14 @@ def test_from_env_with_a_dead_daemon_is_an_engine_error(
     """Connecting to a socket nobody serves fails with EngineError."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     with pytest.raises(EngineError):
-        DockerEngine.from_env()
+        SdkDocker.from_env(EngineError)
 
 
 @pytest.mark.docker
 def test_missing_volume_is_an_engine_error() -> None:
     """Removing a volume that does not exist is an EngineError from the real engine."""
     with pytest.raises(EngineError, match="volume rm"):
-        DockerEngine.from_env().remove_volume("ccci-test-no-such-volume-4f1c")
+        SdkDocker.from_env(EngineError).remove_volume("ccci-test-no-such-volume-4f1c")
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ import docker
 import pytest
 
 from ccci_agent.canonical import Canonicals
-from ccci_agent.engine import STACK_LABEL, DockerEngine, Volume
-from ccci_agent.errors import Conflict, SnapshotCorrupt, TarError
+from ccci_agent.errors import Conflict, EngineError, SnapshotCorrupt, TarError
 from ccci_agent.store import StateDir
+from ccci_core.docker_engine import STACK_LABEL, SdkDocker, Volume
 from tests.agent.conftest import BASE_DOMAIN, App
 from tests.agent.volumes import SPARSE_SIZE, fingerprint, write_dataset
 
@@ -105,7 +105,7 @@ def test_snapshot_waits_for_lingering_container(
     state: StateDir, app: App, docker_client: docker.DockerClient, busybox_image: str
 ) -> None:
     """A task container that goes away while we wait does not fail the snapshot."""
-    canonicals = Canonicals(state, DockerEngine.from_env(), BASE_DOMAIN, poll_interval=0.05)
+    canonicals = Canonicals(state, SdkDocker.from_env(EngineError), BASE_DOMAIN, poll_interval=0.05)
     write_dataset(app.mountpoint, "a")
     holder = docker_client.containers.create(
         busybox_image,

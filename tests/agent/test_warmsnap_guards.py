@@ -22,10 +22,10 @@ import pytest
 
 from ccci_agent.alerts import Alerts
 from ccci_agent.canonical import Canonicals
-from ccci_agent.engine import STACK_LABEL, DockerEngine
-from ccci_agent.errors import Conflict, SnapshotCorrupt, StateCorrupt, StorageFull
+from ccci_agent.errors import Conflict, EngineError, SnapshotCorrupt, StateCorrupt, StorageFull
 from ccci_agent.store import StateDir
 from ccci_core.atomic import write_json
+from ccci_core.docker_engine import STACK_LABEL, SdkDocker
 from tests.agent.conftest import BASE_DOMAIN, App
 from tests.agent.volumes import fingerprint, write_dataset
 
@@ -38,7 +38,12 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 def _canonicals(state: StateDir, tar: str = "tar") -> Canonicals:
     return Canonicals(
-        state, DockerEngine.from_env(), BASE_DOMAIN, tar=tar, wait_timeout=1.0, poll_interval=0.1
+        state,
+        SdkDocker.from_env(EngineError),
+        BASE_DOMAIN,
+        tar=tar,
+        wait_timeout=1.0,
+        poll_interval=0.1,
     )
 
 

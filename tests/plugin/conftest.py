@@ -42,6 +42,7 @@ from tests.deploy_fixtures import (
     SUFFIX,
     _reap,
     build_recipe_repo,
+    stacks,
     unused_port,
 )
 from tests.gitrepo import commit, git
@@ -274,7 +275,7 @@ def run_recipe(
         scratch = tmp_path_factory.mktemp("run")
         out = io.StringIO()
         report = RunReport(request, out)
-        run_hex = new_run_hex(live_stacks(docker_client))
+        run_hex = new_run_hex(live_stacks(stacks(docker_client)))
         meta = recipe_meta.load(tests_dir, RECIPE)
         with Cancellation(report.say) as cancel:
             run = Run(
@@ -282,7 +283,11 @@ def run_recipe(
                 domain=BASE_DOMAIN,
                 catalog=Catalog(plugin_recipes),
                 apps=Apps(
-                    SwarmDeployer(docker_client, apps_dir), docker_client, meta, "loopback", {}
+                    SwarmDeployer(stacks(docker_client), apps_dir),
+                    stacks(docker_client),
+                    meta,
+                    "loopback",
+                    {},
                 ),
                 agent=agent_adapter(SocketAgent(agent.client())),
                 report=report,

@@ -19,10 +19,11 @@ import docker
 import pytest
 
 from ccci_core.agent_client import AgentClient
-from ccci_core.deploy.stack import SECRET_OWNER, live_stacks
+from ccci_core.deploy.stack import live_stacks
+from ccci_core.docker_engine import SECRET_OWNER
 from ccci_core.names import cold_app, run_hex_of, stack_name
 from tests.agent_server import ROOT
-from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX, _reap
+from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX, _reap, stacks
 from tests.plugin.conftest import RECIPE, Agent, agent_server
 
 DRONE_PREFIXES = ("CCCI_", "PLUGIN_", "DRONE_")
@@ -263,7 +264,7 @@ def engine_objects(client: docker.DockerClient, stack: str) -> list[str]:
 def cold_stacks(client: docker.DockerClient) -> dict[str, str]:
     """Return the live cold stacks of the test recipe by run hex."""
     found = {}
-    for stack in live_stacks(client):
+    for stack in live_stacks(stacks(client)):
         run_hex = run_hex_of(stack)
         if run_hex and cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX).stack == stack:
             found[run_hex] = stack

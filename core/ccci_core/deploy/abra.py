@@ -27,26 +27,25 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import docker
-
 from ..atomic import write_text
 from ..catalog import Checkout
+from ..docker_engine import DockerStacks
 from ..names import AppName
 from ..process import ProcessError, run
 from . import envfile
 from .errors import DeployError, RecipeError
 from .protocol import Deployed
-from .stack import Stack
+from .stack import Stack, StackQueries
 
 NO_INPUT = "--no-input"
 
 
-class AbraDeployer:
+class AbraDeployer(StackQueries):
     """A :class:`~ccci_core.deploy.protocol.Deployer` that shells out to ``abra``."""
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        docker: DockerStacks,
         abra_dir: Path,
         *,
         server: str = "default",
@@ -55,7 +54,7 @@ class AbraDeployer:
         poll: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.client = client
+        self.docker = docker
         self.abra_dir = abra_dir
         self.server = server
         self.executable = executable
@@ -65,7 +64,7 @@ class AbraDeployer:
 
     @classmethod
     def for_run(
-        cls, client: docker.DockerClient, run_dir: Path, operator_dir: Path, **kwargs: object
+        cls, docker: DockerStacks, run_dir: Path, operator_dir: Path, **kwargs: object
     ) -> AbraDeployer:
         """Lay out ``<run_dir>/abra`` (shared ``servers/``, private ``recipes/``) for a deployer."""
         abra_dir = run_dir / "abra"
@@ -74,7 +73,7 @@ class AbraDeployer:
             link, target = abra_dir / shared, operator_dir / shared
             if target.exists() and not link.is_symlink():
                 link.symlink_to(target, target_is_directory=True)
-        return cls(client, abra_dir, **kwargs)  # type: ignore[arg-type]
+        return cls(docker, abra_dir, **kwargs)  # type: ignore[arg-type]
 
     @property
     def recipes_dir(self) -> Path:
@@ -135,7 +134,7 @@ class AbraDeployer:
 
     def undeploy(self, app: AppName) -> None:
         """Undeploy (volumes kept) and wait until no task container of the stack is left."""
-        stack = Stack(self.client, app.stack)
+        stack = Stack(self.docker, app.stack)
         if stack.services():
             self._run("app", "undeploy", app.domain, NO_INPUT)
         stack.wait_gone(self.timeout, self.poll, self.sleep)
@@ -144,15 +143,7 @@ class AbraDeployer:
         """Undeploy, then let abra delete volumes, secrets and env; check nothing is left."""
         self.undeploy(app)
         self._run("app", "remove", app.domain, "--force", NO_INPUT)
-        stack = Stack(self.client, app.stack)
-        left = [v.name for v in stack.volumes()] + stack.named_secrets()
+        stack = Stack(self.docker, app.stack)
+        left = stack.volumes() + stack.named_secrets()
         if left:
             raise DeployError(f"abra app remove left objects of {app.stack}: {sorted(left)}")
-
-    def deployed(self, app: AppName) -> Deployed | None:
-        """Return the stack's version and chaos labels, or None if it is not deployed."""
-        return Stack(self.client, app.stack).deployed()
-
-    def volumes(self, app: AppName) -> list[str]:
-        """Return the names of the stack's volumes."""
-        return sorted(v.name for v in Stack(self.client, app.stack).volumes())

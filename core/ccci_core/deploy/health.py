@@ -28,9 +28,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Literal, Protocol
 
+from ..docker_engine import Task
 from ..names import AppName
 from ..recipe_meta import RecipeMeta
 from .errors import DeployError, NotReady
@@ -41,14 +42,6 @@ _BAD_UPDATES = {"updating", "rollback_started", "rollback_paused", "rollback_com
 # A replicated task that ends on its own is a restart too: one stopped by Swarm as unhealthy whose
 # process exits 0 on SIGTERM ends "complete", not "failed".
 _FAILED = {"failed", "rejected", "orphaned", "complete"}
-
-
-def _ts(text: str | None) -> datetime:
-    """Parse Docker's RFC 3339 timestamps (nanoseconds, ``Z``)."""
-    if not text:
-        return datetime.min.replace(tzinfo=UTC)
-    head, _, frac = text.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
 
 
 @dataclass
@@ -101,72 +94,52 @@ class ServiceState:
         return text
 
 
-def _describe(stack: Stack, task: dict[str, Any]) -> str:
+def _describe(stack: Stack, task: Task) -> str:
     """Return why a task ended: Swarm's error, the exit code, the last failing healthcheck."""
-    status = task["Status"]
-    text = str(status.get("Err") or status.get("Message") or status.get("State", ""))
-    container_status = status.get("ContainerStatus", {})
-    if "ExitCode" in container_status:
-        text += f" (exit {container_status['ExitCode']})"
-    container_id = container_status.get("ContainerID")
-    container = stack.container(container_id) if container_id else None
-    health = (container.attrs["State"].get("Health") or {}) if container else {}
-    if health.get("Status") == "unhealthy":
-        log = health.get("Log") or [{}]
-        output = str(log[-1].get("Output", "")).strip()[-200:]
-        text += f"; healthcheck unhealthy (exit {log[-1].get('ExitCode')}): {output or 'no output'}"
+    text = task.error
+    if task.exit_code is not None:
+        text += f" (exit {task.exit_code})"
+    container = stack.container(task.container_id) if task.container_id else None
+    health = container.health if container else None
+    if health is not None and health.status == "unhealthy":
+        output = health.last_output[-200:]
+        text += f"; healthcheck unhealthy (exit {health.last_exit}): {output or 'no output'}"
     return text
-
-
-def _same_spec(task: dict[str, Any], current: dict[str, Any]) -> bool:
-    return bool(task.get("Spec", {}).get("ContainerSpec") == current)
 
 
 def observe(stack: Stack, since: datetime) -> list[ServiceState]:
     """Return the state of every service of ``stack``, counting failures after ``since``."""
     states = []
     for service in stack.services():
-        spec = service.attrs.get("Spec", {})
-        current = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
         tasks = stack.tasks(service)
-        live = [t for t in tasks if t.get("DesiredState") == "running"]
-        mode = spec.get("Mode", {})
-        desired = int(mode["Replicated"].get("Replicas", 1)) if "Replicated" in mode else len(live)
-        running = [
-            t for t in live if t["Status"].get("State") == "running" and _same_spec(t, current)
-        ]
+        live = [t for t in tasks if t.desired_state == "running"]
+        desired = service.replicas if service.replicas is not None else len(live)
+        running = [t for t in live if t.state == "running" and t.spec == service.spec]
         failed = sorted(
-            (
-                t
-                for t in tasks
-                if t["Status"].get("State") in _FAILED and _ts(t["Status"].get("Timestamp")) > since
-            ),
-            key=lambda t: _ts(t["Status"].get("Timestamp")),
+            (t for t in tasks if t.state in _FAILED and t.timestamp > since),
+            key=lambda t: t.timestamp,
         )
         last_error = _describe(stack, failed[-1]) if failed else ""
-        waiting = sorted(
-            {t["Status"].get("State", "?") for t in live if t not in running} - {"running"}
-        )
+        waiting = sorted({t.state or "?" for t in live if t not in running} - {"running"})
         unhealthy = []
         for task in running:
-            container_id = task["Status"].get("ContainerStatus", {}).get("ContainerID")
-            container = stack.container(container_id) if container_id else None
-            health = (container.attrs["State"].get("Health") or {}) if container else {}
-            if container is None or health.get("Status", "healthy") != "healthy":
-                unhealthy.append(f"{task['ID'][:12]} {health.get('Status', 'gone')}")
-        update = service.attrs.get("UpdateStatus") or {}
+            container = stack.container(task.container_id) if task.container_id else None
+            if container is None:
+                unhealthy.append(f"{task.id[:12]} gone")
+            elif container.health is not None and container.health.status != "healthy":
+                unhealthy.append(f"{task.id[:12]} {container.health.status}")
         states.append(
             ServiceState(
                 name=service.name,
                 desired=desired,
                 running=len(running),
-                update=update.get("State"),
-                update_message=update.get("Message", ""),
+                update=service.update_state,
+                update_message=service.update_message,
                 failures=len(failed),
                 last_error=last_error,
                 unhealthy=unhealthy,
                 waiting=waiting,
-                task_ids=frozenset(t["ID"] for t in running),
+                task_ids=frozenset(t.id for t in running),
             )
         )
     return states
@@ -230,10 +203,9 @@ class LoopbackProbe:
 
 def loopback_port(stack: Stack, service: str, port: int) -> int | None:
     """Return the host-mode port ``service`` publishes for container ``port``, if any."""
-    ports = stack.service(service).attrs.get("Endpoint", {}).get("Ports") or []
-    for entry in ports:
-        if entry.get("TargetPort") == port and entry.get("PublishMode") == "host":
-            return int(entry["PublishedPort"])
+    for entry in stack.service(service).ports:
+        if entry.target == port and entry.mode == "host":
+            return entry.published
     return None
 
 

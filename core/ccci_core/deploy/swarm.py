@@ -19,17 +19,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import docker
 import yaml
 
 from ..atomic import write_text
 from ..catalog import Checkout
+from ..docker_engine import SECRET_OWNER, DockerStacks
 from ..names import AppName
 from ..process import ProcessError, run
 from . import compose, envfile
 from .errors import DeployError, ForeignObject
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
-from .stack import SECRET_OWNER, Stack, docker_errors
+from .stack import Stack, StackQueries
 from .stack_config import StackConfig
 
 RM_ATTEMPTS = 3  # `docker stack rm` may race a stopping task for its network
@@ -42,12 +42,12 @@ def generate(secret: compose.Secret) -> str:
     return "".join(secrets.choice(characters) for _ in range(secret.length))
 
 
-class SwarmDeployer:
+class SwarmDeployer(StackQueries):
     """A :class:`~ccci_core.deploy.protocol.Deployer` driving the local engine directly."""
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        docker: DockerStacks,
         apps_dir: Path,
         *,
         docker_cli: str = "docker",
@@ -56,7 +56,7 @@ class SwarmDeployer:
         token: Callable[[compose.Secret], str] = generate,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.client = client
+        self.docker = docker
         self.apps_dir = apps_dir
         self.docker_cli = docker_cli
         self.loader = StackConfig(docker_cli)
@@ -119,17 +119,13 @@ class SwarmDeployer:
         return tree, needed
 
     def _ensure_secrets(self, app: AppName, needed: list[compose.Secret]) -> list[str]:
-        existing = Stack(self.client, app.stack).secret_names()
+        existing = set(Stack(self.docker, app.stack).named_secrets())
         created = []
         for secret in needed:
             if secret.name in existing:
                 continue
-            with docker_errors(f"creating secret {secret.name}"):
-                self.client.secrets.create(
-                    name=secret.name,
-                    data=self.token(secret).encode(),
-                    labels={SECRET_OWNER: app.stack},
-                )
+            labels = {SECRET_OWNER: app.stack}
+            self.docker.create_secret(secret.name, self.token(secret).encode(), labels)
             created.append(secret.name)
         return created
 
@@ -185,12 +181,11 @@ class SwarmDeployer:
             )  # fmt: skip
         finally:
             stack_file.unlink(missing_ok=True)
-        deployed = Stack(self.client, app.stack).deployed()
-        return deployed or Deployed(app.stack, None)
+        return self.deployed(app) or Deployed(app.stack, None)
 
     def undeploy(self, app: AppName) -> None:
         """Run ``docker stack rm`` and wait until no task container of the stack is left."""
-        stack = Stack(self.client, app.stack)
+        stack = Stack(self.docker, app.stack)
         attempts = RM_ATTEMPTS
         while stack.services() or stack.networks():
             try:
@@ -208,24 +203,14 @@ class SwarmDeployer:
     def remove(self, app: AppName) -> None:
         """Undeploy, then delete the stack's volumes, generated secrets and env file."""
         self.undeploy(app)
-        stack = Stack(self.client, app.stack)
+        stack = Stack(self.docker, app.stack)
         volumes, owned = stack.volumes(), stack.secrets()
         prefix = f"{app.stack}_"
-        foreign = [o.name for o in [*volumes, *owned] if not o.name.startswith(prefix)]
+        foreign = [name for name in [*volumes, *owned] if not name.startswith(prefix)]
         if foreign:
             raise ForeignObject(app.stack, foreign)
         for volume in volumes:
-            with docker_errors(f"removing volume {volume.name}"):
-                volume.remove()
+            self.docker.remove("volume", volume)
         for secret in owned:
-            with docker_errors(f"removing secret {secret.name}"):
-                secret.remove()
+            self.docker.remove("secret", secret)
         self.env_path(app).unlink(missing_ok=True)
-
-    def deployed(self, app: AppName) -> Deployed | None:
-        """Return the stack's version and chaos labels, or None if it is not deployed."""
-        return Stack(self.client, app.stack).deployed()
-
-    def volumes(self, app: AppName) -> list[str]:
-        """Return the names of the stack's volumes."""
-        return sorted(v.name for v in Stack(self.client, app.stack).volumes())

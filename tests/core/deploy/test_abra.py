@@ -19,6 +19,7 @@ from ccci_core.deploy import envfile
 from ccci_core.deploy.abra import AbraDeployer
 from ccci_core.deploy.errors import DeployError, RecipeError
 from ccci_core.names import AppName, cold_app
+from tests.deploy_fixtures import stacks
 
 FAKE_ABRA = """#!{python}
 import json, os, pathlib, sys
@@ -69,7 +70,9 @@ def operator_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def abra(docker_client: docker.DockerClient, tmp_path: Path, operator_dir: Path) -> AbraDeployer:
     """An abra deployer with a per-run ABRA_DIR."""
-    return AbraDeployer.for_run(docker_client, tmp_path / "run", operator_dir, server="ci-host")
+    return AbraDeployer.for_run(
+        stacks(docker_client), tmp_path / "run", operator_dir, server="ci-host"
+    )
 
 
 @pytest.fixture
@@ -236,7 +239,7 @@ def test_real_abra_round_trip(
     if shutil.which("abra") is None:
         pytest.skip("no abra binary on PATH (it cannot be installed on these machines)")
     operator = Path.home() / ".abra"
-    deployer = AbraDeployer.for_run(docker_client, tmp_path / "run", operator)
+    deployer = AbraDeployer.for_run(stacks(docker_client), tmp_path / "run", operator)
     app = cold_app("ccci-web", "t.ccci.example", uuid.uuid4().hex[:6], suffix=10)
     with catalog.checkout("ccci-web", "1.0.0+1.0", deployer.recipes_dir) as checkout:
         deployer.new(app, checkout, {"WEB_IMAGE": web_image, "HTTP_PORT": str(free_port)})

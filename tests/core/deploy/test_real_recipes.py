@@ -76,7 +76,7 @@ def _deploy(
         rendered = deployer.render(app, checkout)
         since = datetime.now(UTC)
         deployer.deploy(app, checkout)
-    stack = Stack(deployer.client, app.stack)
+    stack = Stack(deployer.docker, app.stack)
     wait_ready(stack, timeout=120, since=since)
     return stack, rendered
 

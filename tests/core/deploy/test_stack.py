@@ -19,6 +19,7 @@ from ccci_core.deploy.stack import Stack, live_stacks
 from ccci_core.deploy.swarm import SwarmDeployer
 from ccci_core.names import cold_app
 from ccci_plugin.apps import Apps
+from tests.deploy_fixtures import stacks
 
 
 @pytest.fixture
@@ -33,20 +34,19 @@ APP = cold_app("ccci-web", "t.ccci.example", "abcdef", suffix=10)
 @pytest.mark.parametrize(
     "call",
     [
-        lambda c, _: live_stacks(c),
-        lambda c, _: Stack(c, "s").services(),
-        lambda c, _: Stack(c, "s").containers(),
-        lambda c, _: Stack(c, "s").container("abc"),
-        lambda c, _: Stack(c, "s").running_container("app"),
-        lambda c, _: Stack(c, "s").volumes(),
-        lambda c, _: Stack(c, "s").secrets(),
-        lambda c, _: Stack(c, "s").named_secrets(),
-        lambda c, _: Stack(c, "s").secret_names(),
-        lambda c, _: Stack(c, "s").networks(),
-        lambda c, _: Stack(c, "s").deployed(),
-        lambda c, _: Stack(c, "s").gone(),
-        lambda c, p: SwarmDeployer(c, p).deployed(APP),
-        lambda c, p: SwarmDeployer(c, p).volumes(APP),
+        lambda c, _: live_stacks(stacks(c)),
+        lambda c, _: Stack(stacks(c), "s").services(),
+        lambda c, _: Stack(stacks(c), "s").containers(),
+        lambda c, _: Stack(stacks(c), "s").container("abc"),
+        lambda c, _: Stack(stacks(c), "s").running_container("app"),
+        lambda c, _: Stack(stacks(c), "s").volumes(),
+        lambda c, _: Stack(stacks(c), "s").secrets(),
+        lambda c, _: Stack(stacks(c), "s").named_secrets(),
+        lambda c, _: Stack(stacks(c), "s").networks(),
+        lambda c, _: Stack(stacks(c), "s").deployed(),
+        lambda c, _: Stack(stacks(c), "s").gone(),
+        lambda c, p: SwarmDeployer(stacks(c), p).deployed(APP),
+        lambda c, p: SwarmDeployer(stacks(c), p).volumes(APP),
     ],
 )
 def test_a_daemon_that_went_away_is_a_deploy_error(
@@ -66,7 +66,10 @@ def vanishing(tmp_path: Path) -> Iterator[docker.DockerClient]:
     """
     api = "http+docker://localhost/v1.41"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{api}/containers/json", json=[{"Id": "gone"}, {"Id": "here"}])
+        mock.get(
+            f"{api}/containers/json",
+            json=[{"Id": "gone", "Image": "img:0"}, {"Id": "here", "Image": "img:1"}],
+        )
         mock.get(f"{api}/containers/gone/json", status=404, json={"message": "No such container"})
         mock.get(
             f"{api}/containers/here/json",
@@ -81,8 +84,8 @@ def vanishing(tmp_path: Path) -> Iterator[docker.DockerClient]:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda c: [x.name for x in Stack(c, "s").containers()],
-        lambda c: [Stack(c, "s").running_container("app").name],
+        lambda c: [x.name for x in Stack(stacks(c), "s").containers()],
+        lambda c: [Stack(stacks(c), "s").running_container("app").name],
         lambda c: [x.removeprefix("container ") for x in apps(c).leftovers(APP)],
     ],
 )
@@ -102,4 +105,4 @@ def test_images_in_use_skip_a_container_removed_while_listing(
 
 def apps(client: docker.DockerClient) -> Apps:
     """An Apps over ``client`` alone (the listing calls use nothing else)."""
-    return Apps(deployer=None, client=client, meta=None, probe_mode="loopback", env={})  # type: ignore[arg-type]
+    return Apps(deployer=None, docker=stacks(client), meta=None, probe_mode="loopback", env={})  # type: ignore[arg-type]

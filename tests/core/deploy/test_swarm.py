@@ -17,6 +17,7 @@ from ccci_core.deploy.protocol import Deployed
 from ccci_core.deploy.stack import Stack
 from ccci_core.deploy.swarm import SwarmDeployer
 from ccci_core.names import AppName
+from tests.deploy_fixtures import stacks
 
 pytestmark = pytest.mark.docker
 
@@ -51,7 +52,7 @@ def test_two_versions_keep_data_and_remove_leaves_nothing(
     """new → v1 → data → undeploy → v2 keeps data, label moves → remove leaves nothing."""
     app = make_app("ccci-web")
     meta = recipe_meta.load(tests_dir, "ccci-web")
-    stack = Stack(docker_client, app.stack)
+    stack = Stack(stacks(docker_client), app.stack)
     bystander = docker_client.volumes.create(f"{app.stack}_bystander")  # not the stack's
     try:
         env = {"WEB_IMAGE": web_image, "HTTP_PORT": str(free_port)}
@@ -90,7 +91,7 @@ def test_two_versions_keep_data_and_remove_leaves_nothing(
         )
         assert (0, "1.1\n") == stack.exec("app", ["cat", "/www/version"])
         assert (0, "kept\n") == stack.exec("app", ["cat", meta["MARKER_PATH"]])
-        assert [secret] == [s.name for s in stack.secrets()]
+        assert [secret] == stack.secrets()
 
         swarm_deployer.remove(app)
         empty: dict[str, list[str]] = {
@@ -124,7 +125,7 @@ def test_chaos_deploy_labels_the_commit(
         deployed = swarm_deployer.deploy(app, chaos)
     assert Deployed(app.stack, "1.1.0+1.1", True, commit[:8]) == deployed
     swarm_deployer.remove(app)
-    assert Stack(docker_client, app.stack).gone()
+    assert Stack(stacks(docker_client), app.stack).gone()
 
 
 RACING_DOCKER = """#!/bin/sh
@@ -152,12 +153,12 @@ def test_undeploy_survives_the_network_in_use_race(
     racing = tmp_path / "docker"
     racing.write_text(RACING_DOCKER)
     racing.chmod(0o755)
-    deployer = SwarmDeployer(docker_client, tmp_path / "apps", docker_cli=str(racing))
+    deployer = SwarmDeployer(stacks(docker_client), tmp_path / "apps", docker_cli=str(racing))
     app = make_app("ccci-web")
     with catalog.checkout("ccci-web", "1.1.0+1.1", tmp_path / "run") as co:
         deployer.new(app, co, {"WEB_IMAGE": web_image, "HTTP_PORT": str(free_port)})
         deployer.deploy(app, co)
-    stack = Stack(docker_client, app.stack)
+    stack = Stack(stacks(docker_client), app.stack)
     assert stack.networks()
 
     deployer.undeploy(app)
@@ -183,7 +184,7 @@ def test_broken_version_fails_with_a_report(
     """A version that never becomes healthy or exits in a loop fails with a useful report."""
     app = make_app("ccci-broken")
     meta = recipe_meta.load(tests_dir, "ccci-broken")
-    stack = Stack(docker_client, app.stack)
+    stack = Stack(stacks(docker_client), app.stack)
     with catalog.checkout("ccci-broken", version, tmp_path / "run") as checkout:
         swarm_deployer.new(app, checkout, {"WEB_IMAGE": web_image})
         since = datetime.now(UTC)
