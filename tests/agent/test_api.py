@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ from flask.testing import FlaskClient
 
 from ccci_agent.api import MAX_BODY, build_agent, create_app
 from ccci_agent.engine import DockerEngine
+from ccci_agent.errors import Conflict, NotFound, StorageFull
 from ccci_agent.settings import AgentSettings
 from ccci_core.agent_client import LEASE_HOLDER_HEADER
+from ccci_core.errors import BadInput, CcciError
 from tests.agent.conftest import BASE_DOMAIN
 
 
@@ -305,3 +308,76 @@ def test_an_unexpected_error_hides_its_text_and_names_an_incident(
     assert "secret path" not in response.get_data(as_text=True)
     assert body["details"]["incident"] in caplog.text
     assert "secret path /root/.token" in caplog.text
+
+
+def test_settings_alone_build_the_services(settings: AgentSettings) -> None:
+    """Given only settings, create_app builds its services from them (the local engine)."""
+    settings.state_dir.mkdir()
+    client = create_app(settings, authorize=lambda environ: True).test_client()
+
+    body = client.get("/v1/status").get_json()
+
+    assert (2, str(settings.state_dir)) == (body["max_tests"], body["state_dir"])
+
+
+def test_the_snapshot_settings_reach_the_snapshots(tmp_path: Path) -> None:
+    """CCCI_VOLUME_WAIT and CCCI_TAR are what the snapshots and restores use."""
+    settings = AgentSettings(state_dir=tmp_path, volume_wait=7.5, tar="/opt/gnu/bin/tar")
+
+    warmsnap = build_agent(settings, DockerEngine.from_env()).canonicals.warmsnap
+
+    assert (7.5, "/opt/gnu/bin/tar") == (warmsnap.wait_timeout, warmsnap.tar)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind", "details"),
+    [
+        (NotFound("x has no canonical", recipe="x"), 404, "NotFound", {"recipe": "x"}),
+        # Details that are not JSON values (a path) are left out rather than failing the answer.
+        (Conflict("in use", held=["c1"], path=Path("/v")), 409, "Conflict", {"held": ["c1"]}),
+        (StorageFull("disk full"), 507, "StorageFull", {}),
+        (BadInput("bad name"), 400, "BadInput", {}),
+        (CcciError("a core refusal"), 400, "CcciError", {}),
+        (OSError(errno.ENOSPC, "No space left", "/s/x"), 507, "StorageFull", {}),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), 507, "StorageFull", {}),
+    ],
+)
+def test_errors_map_to_a_status_and_a_json_reason(
+    settings: AgentSettings,
+    error: Exception,
+    status: int,
+    kind: str,
+    details: dict[str, Any],
+) -> None:
+    """Our errors keep their status and fields; a full disk is a 507 whatever raised it."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    agent.state.ensure()
+
+    def failing() -> list[dict[str, Any]]:
+        raise error
+
+    agent.canonicals.all = failing  # type: ignore[method-assign]
+    response = (
+        create_app(agent=agent, authorize=lambda environ: True).test_client().get("/v1/canonicals")
+    )
+
+    body = response.get_json()
+    assert (status, kind, details) == (response.status_code, body["error"], body["details"])
+    assert body["reason"]
+
+
+def test_a_full_disk_names_the_file(settings: AgentSettings) -> None:
+    """A 507 from an OSError says which file found the disk full and that nothing changed."""
+    agent = build_agent(settings, DockerEngine.from_env())
+    agent.state.ensure()
+
+    def full() -> list[dict[str, Any]]:
+        raise OSError(errno.ENOSPC, "No space left on device", "/state/x.json")
+
+    agent.canonicals.all = full  # type: ignore[method-assign]
+    response = (
+        create_app(agent=agent, authorize=lambda environ: True).test_client().get("/v1/canonicals")
+    )
+
+    expected = "no space left on device (/state/x.json); nothing changed"
+    assert (507, expected) == (response.status_code, response.get_json()["reason"])
