@@ -9,6 +9,7 @@ import pytest
 from pydantic import Field, SecretStr
 
 from ccci_agent.settings import AgentSettings
+from ccci_bridge.settings import BridgeSettings
 from ccci_core.errors import ConfigError
 from ccci_core.settings import CcciSettings, load
 from ccci_plugin.settings import PluginSettings
@@ -147,3 +148,93 @@ def test_missing_required_setting_says_so_plainly() -> None:
     with pytest.raises(ConfigError) as caught:
         load(RequiredSettings)
     assert "CCCI_DRONE_SERVER: Field required" == str(caught.value)
+
+
+BRIDGE_REQUIRED = {
+    "CCCI_DRONE_SERVER": "https://drone.example.org",
+    "CCCI_DRONE_TOKEN": "t",
+    "CCCI_DRONE_REPO": "coop-cloud/cc-ci",
+    "CCCI_WEBHOOK_SECRET": "s",
+    "CCCI_GITEA_TOKEN": "g",  # asked for once CCCI_GITEA_URL is set
+}
+# Every URL setting, with the settings class that reads it and the attribute it lands in.
+URL_SETTINGS = [
+    (BridgeSettings, "CCCI_DRONE_SERVER", "drone_server"),
+    (BridgeSettings, "CCCI_GITEA_URL", "gitea_url"),
+    (BridgeSettings, "CCCI_GITHUB_URL", "github_url"),
+    (PluginSettings, "CCCI_KEYCLOAK_URL", "keycloak_url"),
+]
+
+
+@pytest.mark.parametrize(("cls", "variable", "field"), URL_SETTINGS)
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://x.example.org", "https://x.example.org"),
+        ("https://x.example.org/", "https://x.example.org"),
+        ("https://x.example.org//", "https://x.example.org"),
+        ("http://x.example.org/sub/path/", "http://x.example.org/sub/path"),
+        ("http://x:8080", "http://x:8080"),
+        ("http://[::1]:80/", "http://[::1]:80"),
+    ],
+)
+def test_a_url_setting_drops_trailing_slashes(
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type[CcciSettings],
+    variable: str,
+    field: str,
+    value: str,
+    expected: str,
+) -> None:
+    """Every URL setting of the bridge and the plugin takes an http(s) URL, trailing / dropped."""
+    for key, required in BRIDGE_REQUIRED.items():
+        monkeypatch.setenv(key, required)
+    monkeypatch.setenv(variable, value)
+
+    assert expected == getattr(load(cls), field)
+
+
+@pytest.mark.parametrize(("cls", "variable", "field"), URL_SETTINGS)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x.example.org",
+        "ftp://x.example.org",
+        "http://",
+        "http:///path",
+        "https://x.example.org/?a=1",
+        "https://x.example.org/#top",
+        "http://x.example.org/a b",
+    ],
+)
+def test_a_bad_url_setting_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type[CcciSettings],
+    variable: str,
+    field: str,
+    value: str,
+) -> None:
+    """A URL without an http(s) scheme and a host, or with a query, fragment or space: refused."""
+    for key, required in BRIDGE_REQUIRED.items():
+        monkeypatch.setenv(key, required)
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as caught:
+        load(cls)
+
+    assert variable == caught.value.variable
+
+
+@pytest.mark.parametrize(
+    ("cls", "variable", "field"),
+    [setting for setting in URL_SETTINGS if setting[1] != "CCCI_DRONE_SERVER"],
+)
+def test_an_empty_optional_url_means_off(
+    monkeypatch: pytest.MonkeyPatch, cls: type[CcciSettings], variable: str, field: str
+) -> None:
+    """An empty optional URL (a forge, Keycloak) is kept empty: that service is not used."""
+    for key, required in BRIDGE_REQUIRED.items():
+        monkeypatch.setenv(key, required)
+    monkeypatch.setenv(variable, "")
+
+    assert "" == getattr(load(cls), field)
