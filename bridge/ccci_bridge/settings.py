@@ -12,16 +12,9 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from ccci_core.settings import CcciSettings
+from ccci_core.settings import BaseUrl, CcciSettings
 
 _REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_URL_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
-
-
-def _url(value: str) -> str:
-    if value and not _URL_RE.fullmatch(value):
-        raise ValueError("expected an http(s) URL without query or fragment")
-    return value.rstrip("/")
 
 
 def _names(text: str) -> frozenset[str]:
@@ -31,13 +24,13 @@ def _names(text: str) -> frozenset[str]:
 class BridgeSettings(CcciSettings):
     """Settings of ``cc-ci bridge`` and the gunicorn app."""
 
-    drone_server: str = Field(min_length=1)
+    drone_server: BaseUrl = Field(min_length=1)
     drone_token: SecretStr = Field(min_length=1)
     drone_repo: str
     drone_branch: str = Field(default="main", min_length=1)
-    gitea_url: str = ""
+    gitea_url: BaseUrl = ""
     gitea_token: SecretStr = Field(default=SecretStr(""), validate_default=True)
-    github_url: str = "https://api.github.com"
+    github_url: BaseUrl = "https://api.github.com"
     github_token: SecretStr = SecretStr("")
     webhook_secret: SecretStr = Field(min_length=1)
     chat_token: SecretStr = SecretStr("")
@@ -50,11 +43,6 @@ class BridgeSettings(CcciSettings):
     max_body: int = Field(default=1024 * 1024, ge=1024)
     http_timeout_s: float = Field(default=10.0, gt=0)
     bridge_threads: int = Field(default=4, ge=1, le=64)
-
-    @field_validator("drone_server", "gitea_url", "github_url")
-    @classmethod
-    def _urls(cls, value: str) -> str:
-        return _url(value)
 
     @field_validator("drone_repo")
     @classmethod

@@ -15,11 +15,11 @@ from typing import Any
 from .agent_client import AgentClient
 from .errors import BadInput
 from .names import validate_recipe
-from .settings import HostSettings, load
+from .settings import SocketSettings, load
 
 
 def _client(args: argparse.Namespace) -> AgentClient:
-    socket_path = args.socket if args.socket is not None else load(HostSettings).agent_socket
+    socket_path = args.socket if args.socket is not None else load(SocketSettings).agent_socket
     return AgentClient(socket_path)
 
 

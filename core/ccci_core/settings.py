@@ -1,17 +1,29 @@
 """Settings shared by every component: ``CCCI_*`` environment, secrets from files, exit-2 errors.
 
 Each deployable has one settings class (agent, plugin, bridge) built only in its entry point with
-:func:`load`. A secret field ``foo`` (typed ``SecretStr``) can be given as ``CCCI_FOO`` or as a path
-in ``CCCI_FOO_FILE`` (systemd credentials, Docker secrets); giving both is refused as ambiguous.
+:func:`load`, holding only what that component reads. The shared parts live here:
+
+    CcciSettings                the base: ``CCCI_`` prefix, secrets from files, ``redacted()``
+    ├── SocketSettings          ``agent_socket``: all the operator commands read
+    │   └── HostSettings        + ``domain``: what the agent and the plugin both read
+    │       ├── AgentSettings   (ccci_agent.settings)
+    │       └── DeploySettings  + recipes, their tests, the deployer, abra, the probe
+    │           └── PluginSettings  (ccci_plugin.settings)
+    └── BridgeSettings          (ccci_bridge.settings)
+
+A secret field ``foo`` (typed ``SecretStr``) can be given as ``CCCI_FOO`` or as a path in
+``CCCI_FOO_FILE`` (systemd credentials, Docker secrets); giving both is refused as ambiguous.
+:data:`BaseUrl` is the one URL type (the bridge's Drone and forges, the plugin's Keycloak).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -83,17 +95,42 @@ class CcciSettings(BaseSettings):
         return out
 
 
-class HostSettings(CcciSettings):
-    """What every component that deploys or talks to the host agent needs."""
+def _base_url(value: str) -> str:
+    """Return ``value`` without trailing slashes; refuse anything but ``http(s)://host[:port][/path]``.
+
+    An empty value stays empty: the service it names is not configured.
+    """
+    if not value:
+        return value
+    problem = "expected an http:// or https:// URL with a host and no query, fragment or space"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(problem) from exc
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c in "?#" or c.isspace() for c in value)
+    ):
+        raise ValueError(problem)
+    return value.rstrip("/")
+
+
+# A base URL others are joined to (``f"{url}/api/..."``); "" where the setting is optional = unset.
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+
+
+class SocketSettings(CcciSettings):
+    """Where the host agent listens (it binds, clients connect): all the operator commands read."""
+
+    agent_socket: Path = Path("/run/ci-warm/agent.sock")
+
+
+class HostSettings(SocketSettings):
+    """What the agent and the plugin both read: the socket and the base domain of every app."""
 
     domain: str = "ci.commoninternet.net"
-    agent_socket: Path = Path("/run/ci-warm/agent.sock")
-    recipes_dir: Path = Field(default_factory=lambda: Path.home() / ".abra" / "recipes")
-    deployer: Literal["abra", "swarm"] = "abra"
-    tests_dir: Path = Path("tests")  # holds <recipe>/recipe_meta.py
-    abra_dir: Path = Field(default_factory=lambda: Path.home() / ".abra")  # the operator's
-    abra_server: str = "default"  # servers/<name>/ that abra writes app envs under
-    health_probe: Literal["proxy", "loopback", "exec"] = "proxy"  # how the probe reaches apps
 
     @field_validator("domain")
     @classmethod
@@ -102,6 +139,17 @@ class HostSettings(CcciSettings):
             return validate_base_domain(value)
         except ConfigError as exc:
             raise ValueError(exc.reason) from exc
+
+
+class DeploySettings(HostSettings):
+    """What deploying a recipe reads: the recipes and their tests, the deployer, abra, the probe."""
+
+    recipes_dir: Path = Field(default_factory=lambda: Path.home() / ".abra" / "recipes")
+    deployer: Literal["abra", "swarm"] = "abra"
+    tests_dir: Path = Path("tests")  # holds <recipe>/recipe_meta.py
+    abra_dir: Path = Field(default_factory=lambda: Path.home() / ".abra")  # the operator's
+    abra_server: str = "default"  # servers/<name>/ that abra writes app envs under
+    health_probe: Literal["proxy", "loopback", "exec"] = "proxy"  # how the probe reaches apps
 
 
 def load(cls: type[S], **overrides: Any) -> S:

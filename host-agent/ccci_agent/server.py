@@ -18,8 +18,9 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from .api import build_agent, create_app
+from .app import create_app
 from .peercred import group_gid
+from .services import build_services
 from .settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -73,15 +74,15 @@ class AgentServer(BaseApplication):  # type: ignore[misc] # gunicorn ships no ty
 def serve(settings: AgentSettings, workers: int = 2) -> None:
     """Recover the state directory, then serve until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    agent = build_agent(settings)
-    agent.state.ensure()
-    for action in agent.canonicals.recover():
+    services = build_services(settings)
+    services.state.ensure()
+    for action in services.canonicals.recover():
         log.info("recover: %s", action)
     gid = group_gid(settings.socket_group)
     if gid is not None:
-        os.chown(agent.state.root, -1, gid)
+        os.chown(services.state.root, -1, gid)
     settings.agent_socket.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    app = create_app(agent=agent)
+    app = create_app(services=services)
     server = AgentServer(
         app, settings.agent_socket, settings.socket_group, workers, settings.agent_threads
     )

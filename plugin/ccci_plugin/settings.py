@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from ccci_core.settings import HostSettings
+from ccci_core.settings import BaseUrl, DeploySettings
 
 
-class PluginSettings(HostSettings):
+class PluginSettings(DeploySettings):
     """Settings of ``cc-ci run``."""
 
     runs_dir: Path = Path("/var/lib/ci-runs")  # per-run scratch: checkouts, a run's ABRA_DIR
@@ -19,23 +18,6 @@ class PluginSettings(HostSettings):
     result_file: Path | None = None  # where the run writes its JSON result
     # The live-warm Keycloak that per-run realms are created in; "" = none (recipes with
     # DEPS = ["keycloak"] then refuse to run). The admin logs in to the master realm (admin-cli).
-    keycloak_url: str = ""
+    keycloak_url: BaseUrl = ""
     keycloak_admin_user: str = "admin"
     keycloak_admin_password: SecretStr = SecretStr("")
-
-    @field_validator("keycloak_url")
-    @classmethod
-    def _keycloak_url(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            return value
-        parts = urlsplit(value)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.query
-            or parts.fragment
-            or any(c.isspace() for c in value)
-        ):
-            raise ValueError("expected an http:// or https:// URL without query or fragment")
-        return value.rstrip("/")

@@ -1,4 +1,4 @@
-"""Fixtures of the agent tests: a state directory, a canonical recipe and its real volumes."""
+"""Fixtures of the agent tests: a state directory, canonical apps and their volumes, the app."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from pathlib import Path
 
 import docker
 import pytest
+from flask.testing import FlaskClient
 
+from ccci_agent.app import create_app
 from ccci_agent.canonical import Canonicals
 from ccci_agent.errors import EngineError
+from ccci_agent.services import AgentServices, build_services
+from ccci_agent.settings import AgentSettings
 from ccci_agent.store import StateDir
 from ccci_core.docker_engine import STACK_LABEL, SdkDocker
 from ccci_core.names import canonical_app
@@ -77,3 +81,23 @@ def canonicals(state: StateDir) -> Canonicals:
     return Canonicals(
         state, SdkDocker.from_env(EngineError), BASE_DOMAIN, wait_timeout=1.0, poll_interval=0.1
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AgentSettings:
+    """Agent settings on a temporary state directory, two runs at most."""
+    return AgentSettings(state_dir=tmp_path / "state", domain=BASE_DOMAIN, max_tests=2)
+
+
+@pytest.fixture
+def services(settings: AgentSettings) -> AgentServices:
+    """The agent's services on the real engine, their state directory created."""
+    services = build_services(settings, SdkDocker.from_env(EngineError))
+    services.state.ensure()
+    return services
+
+
+@pytest.fixture
+def client(services: AgentServices) -> FlaskClient:
+    """A test client of the agent app on ``services``; every peer is allowed (see test_server)."""
+    return create_app(services=services, authorize=lambda environ: True).test_client()

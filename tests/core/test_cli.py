@@ -124,6 +124,72 @@ def test_config_prints_resolved_settings(
     assert (0, 2) == (code, json.loads(out)["CCCI_MAX_TESTS"])
 
 
+AGENT_READS = {
+    "CCCI_AGENT_SOCKET",
+    "CCCI_DOMAIN",
+    "CCCI_STATE_DIR",
+    "CCCI_SOCKET_GROUP",
+    "CCCI_MAX_TESTS",
+    "CCCI_VOLUME_WAIT",
+    "CCCI_AGENT_THREADS",
+    "CCCI_TAR",
+}
+PLUGIN_READS = {
+    "CCCI_AGENT_SOCKET",
+    "CCCI_DOMAIN",
+    "CCCI_RECIPES_DIR",
+    "CCCI_DEPLOYER",
+    "CCCI_TESTS_DIR",
+    "CCCI_ABRA_DIR",
+    "CCCI_ABRA_SERVER",
+    "CCCI_HEALTH_PROBE",
+    "CCCI_RUNS_DIR",
+    "CCCI_APPS_DIR",
+    "CCCI_LEASE_WAIT_S",
+    "CCCI_RESULT_FILE",
+    "CCCI_KEYCLOAK_URL",
+    "CCCI_KEYCLOAK_ADMIN_USER",
+    "CCCI_KEYCLOAK_ADMIN_PASSWORD",
+}
+
+
+@pytest.mark.parametrize(("component", "reads"), [("agent", AGENT_READS), ("plugin", PLUGIN_READS)])
+def test_config_shows_every_setting_a_component_reads(
+    capsys: pytest.CaptureFixture[str], component: str, reads: set[str]
+) -> None:
+    """cc-ci config lists each variable the component's code reads, and only those."""
+    code, out, _ = run(capsys, "config", component, "--json")
+    assert (0, reads) == (code, set(json.loads(out)))
+
+
+def test_operator_commands_find_the_agent_through_ccci_agent_socket(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """cc-ci status asks the agent on CCCI_AGENT_SOCKET and says in one line that none answers."""
+    socket = tmp_path / "agent.sock"
+    monkeypatch.setenv("CCCI_AGENT_SOCKET", str(socket))
+
+    code, _, err = run(capsys, "status")
+
+    said = f"cc-ci: the host agent is not reachable on {socket}: "
+    assert (2, True, 1) == (code, err.startswith(said), len(err.splitlines()))
+
+
+def test_operator_commands_read_no_other_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bad CCCI_DOMAIN or CCCI_DEPLOYER (not the operator's) does not stop cc-ci status."""
+    socket = tmp_path / "agent.sock"
+    monkeypatch.setenv("CCCI_AGENT_SOCKET", str(socket))
+    monkeypatch.setenv("CCCI_DOMAIN", "Not A Domain")
+    monkeypatch.setenv("CCCI_DEPLOYER", "helm")
+
+    code, _, err = run(capsys, "status")
+
+    said = f"cc-ci: the host agent is not reachable on {socket}: "
+    assert (2, True) == (code, err.startswith(said))
+
+
 def test_console_script_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     """The installed cc-ci exits 2 with one line naming the variable, no traceback."""
     cc_ci = Path(sys.executable).with_name("cc-ci")

@@ -9,8 +9,9 @@ import pytest
 from pydantic import Field, SecretStr
 
 from ccci_agent.settings import AgentSettings
+from ccci_bridge.settings import BridgeSettings
 from ccci_core.errors import ConfigError
-from ccci_core.settings import CcciSettings, load
+from ccci_core.settings import CcciSettings, SocketSettings, load
 from ccci_plugin.settings import PluginSettings
 
 
@@ -31,20 +32,22 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults() -> None:
     """Defaults are the production host's paths and limits."""
-    agent = load(AgentSettings)
+    agent, plugin = load(AgentSettings), load(PluginSettings)
     expected = (
         Path("/var/lib/ci-warm"),
         Path("/run/ci-warm/agent.sock"),
         "ci.commoninternet.net",
         1,
         "abra",
+        "proxy",
     )
     assert expected == (
         agent.state_dir,
         agent.agent_socket,
         agent.domain,
         agent.max_tests,
-        agent.deployer,
+        plugin.deployer,
+        plugin.health_probe,
     )
 
 
@@ -55,35 +58,55 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("CCCI_DEPLOYER", "swarm")
     monkeypatch.setenv("CCCI_RECIPES_DIR", str(tmp_path / "recipes"))
     monkeypatch.setenv("CCCI_DOMAIN", "ci.example.org")
-    agent = load(AgentSettings)
-    assert (tmp_path, 3, "swarm", tmp_path / "recipes", "ci.example.org") == (
+    agent, plugin = load(AgentSettings), load(PluginSettings)
+    assert (tmp_path, 3, "ci.example.org", "swarm", tmp_path / "recipes", "ci.example.org") == (
         agent.state_dir,
         agent.max_tests,
-        agent.deployer,
-        agent.recipes_dir,
         agent.domain,
+        plugin.deployer,
+        plugin.recipes_dir,
+        plugin.domain,
     )
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"),
+    ("cls", "variable", "value"),
     [
-        ("CCCI_MAX_TESTS", "many"),
-        ("CCCI_MAX_TESTS", "0"),
-        ("CCCI_DEPLOYER", "kubernetes"),
-        ("CCCI_DOMAIN", "Not A Domain"),
-        ("CCCI_DOMAIN", "a-very-long-subdomain.of-a-long-ci-domain.example.org"),
+        (AgentSettings, "CCCI_MAX_TESTS", "many"),
+        (AgentSettings, "CCCI_MAX_TESTS", "0"),
+        (AgentSettings, "CCCI_DOMAIN", "Not A Domain"),
+        (AgentSettings, "CCCI_DOMAIN", "a-very-long-subdomain.of-a-long-ci-domain.example.org"),
+        (PluginSettings, "CCCI_DOMAIN", "Not A Domain"),
+        (PluginSettings, "CCCI_DEPLOYER", "kubernetes"),
+        (PluginSettings, "CCCI_HEALTH_PROBE", "telepathy"),
     ],
 )
 def test_invalid_settings_name_the_variable(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+    monkeypatch: pytest.MonkeyPatch, cls: type[CcciSettings], variable: str, value: str
 ) -> None:
     """A bad value is a ConfigError whose message starts with the variable's name."""
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as caught:
-        load(AgentSettings)
+        load(cls)
     assert variable == caught.value.variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("cls", "variable", "value"),
+    [
+        (AgentSettings, "CCCI_DEPLOYER", "kubernetes"),
+        (AgentSettings, "CCCI_HEALTH_PROBE", "telepathy"),
+        (SocketSettings, "CCCI_DOMAIN", "Not A Domain"),
+        (SocketSettings, "CCCI_DEPLOYER", "kubernetes"),
+    ],
+)
+def test_a_component_ignores_what_it_does_not_read(
+    monkeypatch: pytest.MonkeyPatch, cls: type[CcciSettings], variable: str, value: str
+) -> None:
+    """A deploy setting the agent and the operator commands never read cannot stop them."""
+    monkeypatch.setenv(variable, value)
+    assert variable not in load(cls).redacted()
 
 
 def test_secret_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -147,3 +170,103 @@ def test_missing_required_setting_says_so_plainly() -> None:
     with pytest.raises(ConfigError) as caught:
         load(RequiredSettings)
     assert "CCCI_DRONE_SERVER: Field required" == str(caught.value)
+
+
+BRIDGE_REQUIRED = {
+    "CCCI_DRONE_SERVER": "https://drone.example.org",
+    "CCCI_DRONE_TOKEN": "t",
+    "CCCI_DRONE_REPO": "coop-cloud/cc-ci",
+    "CCCI_WEBHOOK_SECRET": "s",
+    "CCCI_GITEA_TOKEN": "g",  # asked for once CCCI_GITEA_URL is set
+}
+# Every URL setting, with the settings class that reads it and the attribute it lands in.
+URL_SETTINGS = [
+    (BridgeSettings, "CCCI_DRONE_SERVER", "drone_server"),
+    (BridgeSettings, "CCCI_GITEA_URL", "gitea_url"),
+    (BridgeSettings, "CCCI_GITHUB_URL", "github_url"),
+    (PluginSettings, "CCCI_KEYCLOAK_URL", "keycloak_url"),
+]
+
+
+@pytest.mark.parametrize(("cls", "variable", "field"), URL_SETTINGS)
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://x.example.org", "https://x.example.org"),
+        ("https://x.example.org/", "https://x.example.org"),
+        ("https://x.example.org//", "https://x.example.org"),
+        ("http://x.example.org/sub/path/", "http://x.example.org/sub/path"),
+        ("http://x:8080", "http://x:8080"),
+        ("http://[::1]:80/", "http://[::1]:80"),
+        ("HTTPS://x.example.org", "HTTPS://x.example.org"),  # a scheme is case-insensitive
+    ],
+)
+def test_a_url_setting_drops_trailing_slashes(
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type[CcciSettings],
+    variable: str,
+    field: str,
+    value: str,
+    expected: str,
+) -> None:
+    """Every URL setting of the bridge and the plugin takes an http(s) URL, trailing / dropped."""
+    for key, required in BRIDGE_REQUIRED.items():
+        monkeypatch.setenv(key, required)
+    monkeypatch.setenv(variable, value)
+
+    assert expected == getattr(load(cls), field)
+
+
+@pytest.mark.parametrize(("cls", "variable", "field"), URL_SETTINGS)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x.example.org",
+        "ftp://x.example.org",
+        "http://",
+        "http:///path",
+        "https://x.example.org/?a=1",
+        "https://x.example.org/#top",
+        "http://x.example.org/a b",
+        # The bridge's and the plugin's own checks disagreed on these; one rule refuses them all.
+        " https://x.example.org",
+        "https://x.example.org\n",
+        "https://x.example.org/?",
+        "https://x.example.org/#",
+        "http://@/path",
+        "http://:80",
+        "http://[::1",
+        "http://x.example.org:http",
+    ],
+)
+def test_a_bad_url_setting_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type[CcciSettings],
+    variable: str,
+    field: str,
+    value: str,
+) -> None:
+    """A URL without an http(s) scheme and a host, or with a query, fragment or space: refused."""
+    for key, required in BRIDGE_REQUIRED.items():
+        monkeypatch.setenv(key, required)
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as caught:
+        load(cls)
+
+    assert variable == caught.value.variable
+
+
+@pytest.mark.parametrize(
+    ("cls", "variable", "field"),
+    [setting for setting in URL_SETTINGS if setting[1] != "CCCI_DRONE_SERVER"],
+)
+def test_an_empty_optional_url_means_off(
+    monkeypatch: pytest.MonkeyPatch, cls: type[CcciSettings], variable: str, field: str
+) -> None:
+    """An empty optional URL (a forge, Keycloak) is kept empty: that service is not used."""
+    for key, required in BRIDGE_REQUIRED.items():
+        monkeypatch.setenv(key, required)
+    monkeypatch.setenv(variable, "")
+
+    assert "" == getattr(load(cls), field)
