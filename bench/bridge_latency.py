@@ -51,7 +51,7 @@ def _start_gunicorn(
     }
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", "127.0.0.1:0"]
     proc = subprocess.Popen(
-        [*argv, "ccci_bridge:create_app()"], env=env, stderr=subprocess.PIPE, text=True
+        [*argv, "ccci_bridge.app:create_app()"], env=env, stderr=subprocess.PIPE, text=True
     )
     if proc.stderr is None:
         raise SystemExit("no stderr pipe")

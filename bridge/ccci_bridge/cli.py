@@ -1,6 +1,6 @@
 """``cc-ci bridge serve``: run the bridge with Flask's development server.
 
-Production runs ``gunicorn 'ccci_bridge:create_app()'``; this command is for development and
+Production runs ``gunicorn 'ccci_bridge.app:create_app()'``; this command is for development and
 debugging. It imports Flask only when run, so every install can build the ``cc-ci`` parser.
 """
 
@@ -11,7 +11,7 @@ import logging
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ccci_bridge import create_app
+    from ccci_bridge.app import create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verbs = bridge.add_subparsers(dest="bridge_command", metavar="VERB", required=True)
     serve = verbs.add_parser(
         "serve",
-        help="serve the bridge for development (production: gunicorn 'ccci_bridge:create_app()')",
+        help="serve the bridge for development "
+        "(production: gunicorn 'ccci_bridge.app:create_app()')",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")

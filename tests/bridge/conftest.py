@@ -10,7 +10,7 @@ import flask
 import pytest
 import responses
 
-from ccci_bridge import create_app
+from ccci_bridge.app import create_app
 from ccci_bridge.settings import BridgeSettings
 from tests.bridge.payloads import DRONE, GITEA, GITHUB_API, SECRET
 

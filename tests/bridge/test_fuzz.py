@@ -14,7 +14,7 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccci_bridge import create_app
+from ccci_bridge.app import create_app
 from ccci_bridge.settings import BridgeSettings
 from tests.bridge.conftest import InlineExecutor
 from tests.bridge.payloads import (

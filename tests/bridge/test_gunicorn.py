@@ -55,7 +55,7 @@ def bridge(upstream: Upstream, tmp_path: Path) -> Iterator[tuple[str, Path]]:
             str(access_log),
             "--access-logformat",
             "%(p)s %(s)s %(U)s",
-            "ccci_bridge:create_app()",
+            "ccci_bridge.app:create_app()",
         ],
         env=env,
         stderr=subprocess.PIPE,
