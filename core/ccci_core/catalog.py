@@ -89,6 +89,17 @@ def release_notes(repo: Path, revs: list[str], git: Git) -> list[ReleaseNote]:
     return list(seen.values())
 
 
+def gate_notes(repo: Path, target: Version, git: Git) -> list[ReleaseNote]:
+    """Return the notes the gate reads for a move to ``target``: at its tag and on HEAD.
+
+    A note written after the tag (on the default branch) still counts.
+    """
+    revs = [f"refs/tags/{target}"]
+    if git.succeeds("rev-parse", "--verify", "--quiet", "HEAD", cwd=repo):
+        revs.append("HEAD")
+    return release_notes(repo, revs, git)
+
+
 class Catalog:
     """Recipe repositories under one directory."""
 
@@ -110,6 +121,10 @@ class Catalog:
     def latest(self, recipe: str) -> Version | None:
         """Return the recipe's newest version, or None when it has no release tag."""
         return latest(self.versions(recipe))
+
+    def notes(self, recipe: str, target: Version) -> list[ReleaseNote]:
+        """Return the release notes the gate reads for a move to ``target`` (:func:`gate_notes`)."""
+        return gate_notes(self.repo(recipe), target, self.git)
 
     @contextmanager
     def checkout(

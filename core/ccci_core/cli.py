@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__, operator
-from .catalog import release_notes, versions_of
+from .catalog import gate_notes, versions_of
 from .errors import BadInput, CcciError
 from .gate import Action, decide
 from .git import Git
@@ -32,6 +32,7 @@ _COMPONENT_CLIS = ("ccci_plugin.cli", "ccci_agent.cli", "ccci_bridge.cli")
 # Component settings, imported only when asked for (the agent's install lacks the bridge's deps).
 _SETTINGS = {
     "agent": "ccci_agent.settings:AgentSettings",
+    "reconcile": "ccci_agent.settings:ReconcileSettings",
     "plugin": "ccci_plugin.settings:PluginSettings",
     "bridge": "ccci_bridge.settings:BridgeSettings",
 }
@@ -59,10 +60,7 @@ def _versions(args: argparse.Namespace) -> int:
             raise BadInput(f"{repo} has no version tags")
         target = _known(args.to, versions, "--to") if args.to is not None else newest
         assert target is not None  # noqa: S101 - narrowed above
-        revs = [f"refs/tags/{target}"]
-        if git.succeeds("rev-parse", "--verify", "--quiet", "HEAD", cwd=repo):
-            revs.append("HEAD")  # a note written after the tag still counts
-        decision = decide(current, target, release_notes(repo, revs, git))
+        decision = decide(current, target, gate_notes(repo, target, git))
         out["decision"] = decision.to_dict()
         code = 1 if decision.action is Action.HOLD else 0
     if args.json:

@@ -24,6 +24,7 @@ from .errors import ConfigError, InvalidName
 
 RECIPE_MAX = 63  # one DNS label
 HEX_LEN = 6
+INFRA_APPS = ("keycloak", "traefik")  # the live-warm infra apps, a closed set
 ABRA_STACK_MAX = 45  # abra's MAX_SANITISED_APP_NAME_LENGTH
 SWARM_NAME_MAX = 64  # Swarm's limit for service, volume, secret and network names
 MIN_LABEL_ROOM = 13  # room for "x-abcd" plus "-<6hex>": below this the base domain is too long
@@ -36,7 +37,7 @@ _DOMAIN_RE = re.compile(
     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
 )
 
-Lane = Literal["canonical", "cold"]
+Lane = Literal["canonical", "cold", "infra"]
 
 
 def validate_recipe(name: object) -> str:
@@ -136,6 +137,23 @@ def canonical_app(recipe: str, base_domain: str, *, suffix: int) -> AppName:
     validate_base_domain(base_domain)
     room = _label_room(base_domain, suffix) - len(CANONICAL_PREFIX)
     return _app(recipe, "canonical", CANONICAL_PREFIX + _fit(recipe, room), base_domain, None)
+
+
+def validate_infra(name: object) -> str:
+    """Return ``name`` if it is one of the live-warm infra apps (it reaches a path)."""
+    if name not in INFRA_APPS:
+        raise InvalidName("infra app", name, f"expected one of {', '.join(INFRA_APPS)}")
+    return str(name)
+
+
+def infra_app(recipe: str, domain: str) -> AppName:
+    """Return a live-warm infra app: ``recipe`` deployed at its own full ``domain``.
+
+    The deployers check the recipe's object names against Docker's limits at each deploy.
+    """
+    validate_recipe(recipe)
+    stack = stack_name(validate_base_domain(domain, "domain"))
+    return AppName(recipe, "infra", domain, stack)
 
 
 def cold_app(recipe: str, base_domain: str, run_hex: str, *, suffix: int) -> AppName:

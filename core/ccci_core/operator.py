@@ -23,6 +23,26 @@ def _client(args: argparse.Namespace) -> AgentClient:
     return AgentClient(socket_path)
 
 
+def _infra_line(infra: dict[str, Any]) -> str:
+    """Return one line on an infra app: what runs, its last-good, a reconcile or a hold."""
+    running, last_good = infra.get("version") or "not deployed", infra.get("last_good")
+    text = f"INFRA  {infra.get('name', '?')} {running}"
+    if last_good and last_good != infra.get("version"):
+        text += f" (last-good {last_good})"
+    reconcile = infra.get("reconcile")
+    if reconcile:
+        state = "in progress" if reconcile.get("live") else "interrupted (the next one finishes it)"
+        text += f"; reconcile {reconcile.get('from')} → {reconcile.get('to')} {state}"
+        text += f" at step {reconcile.get('step')}"
+    held = infra.get("held")
+    if held:
+        text += f"; held {held.get('target')} ({held.get('bump')} bump: see cc-ci alerts)"
+    last = infra.get("last")
+    if last and not reconcile:
+        text += f"; last {last.get('outcome')} {last.get('at', '')}".rstrip()
+    return text
+
+
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -64,11 +84,7 @@ def render_status(status: dict[str, Any]) -> str:
         )
     lines = _table(rows) if len(rows) > 1 else ["CANONICALS  none"]
     for infra in status["infra"]:
-        last_good = infra.get("last_good")
-        extra = (
-            f" (last-good {last_good})" if last_good and last_good != infra.get("version") else ""
-        )
-        lines.append(f"INFRA  {infra.get('name', '?')} {infra.get('version', '?')}{extra}")
+        lines.append(_infra_line(infra))
     leases = status["leases"]
     now = time.time()
     lines.append(f"LEASES  {len(leases['leases'])}/{leases['max_tests']} in flight")

@@ -8,7 +8,7 @@ Names inside a body are checked by ``ccci_core.names`` where they are used.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 from ccci_core.errors import BadInput
 
 from .canonical import Status, VolumeState
+from .infra import OUTCOMES, STEPS
 from .leases import DEFAULT_TTL, MAX_TTL, Lane
 
 MAX_BODY = 256 * 1024  # the largest body we need is a prune list of ~3000 recipe names
@@ -75,6 +76,69 @@ class LeaseBody(Body):
     realm: str | None = Field(default=None, max_length=80)
     ttl: int = Field(default=DEFAULT_TTL, ge=10, le=MAX_TTL)
     canonical: bool = False  # also lock the recipe's canonical (quick runs, promoting runs)
+
+
+VERSION = r"^[0-9A-Za-z.+_-]{1,200}$"  # checked as a Version where it is used
+TOKEN = r"^[0-9a-f]{32}$"  # noqa: S105 - the pattern of a reconcile token, not a password
+
+
+class BeginBody(Body):
+    """Start a reconcile of an infra app: from what runs (None: nothing) to the target."""
+
+    current: str | None = Field(default=None, pattern=VERSION)
+    target: str = Field(pattern=VERSION)
+    guard_realms: bool = False  # keycloak: no run with a realm may be live, none may start
+
+
+class StepBody(Body):
+    """The step a reconcile is about to take (and whether a snapshot now protects the data)."""
+
+    token: str = Field(pattern=TOKEN)
+    step: Literal[STEPS]  # type: ignore[valid-type]
+    snapshot: bool | None = None
+
+
+class InfraTokenBody(Body):
+    """A reconcile's token (snapshot and restore of the infra app's volumes)."""
+
+    token: str = Field(pattern=TOKEN)
+    stack: str | None = Field(default=None, max_length=63)
+
+
+class EndBody(Body):
+    """End a reconcile: its outcome, what runs and the last-good now."""
+
+    token: str = Field(pattern=TOKEN)
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    running: str | None = Field(default=None, pattern=VERSION)
+    last_good: str | None = Field(default=None, pattern=VERSION)
+    detail: str = Field(default="", max_length=2000)
+
+
+class NoteBody(Body):
+    """A release note that asks for a manual migration."""
+
+    version: str = Field(pattern=VERSION)
+    path: str = Field(max_length=300)
+    text: str = Field(max_length=20_000)
+
+
+class HoldBody(Body):
+    """A held upgrade: the target, the bump, the gate's reasons and how to apply it by hand."""
+
+    current: str = Field(pattern=VERSION)
+    target: str = Field(pattern=VERSION)
+    bump: str = Field(max_length=20)
+    reasons: list[str] = Field(max_length=50)
+    notes: list[NoteBody] = Field(default_factory=list, max_length=50)
+    command: str = Field(max_length=300)
+
+
+class ObservedBody(Body):
+    """What a no-op reconcile found running and healthy."""
+
+    running: str | None = Field(default=None, pattern=VERSION)
+    last_good: str | None = Field(default=None, pattern=VERSION)
 
 
 M = TypeVar("M", bound=Body)

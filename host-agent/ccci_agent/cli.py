@@ -1,4 +1,4 @@
-"""``cc-ci agent serve``: the privileged host agent (the operator commands are in the core).
+"""``cc-ci agent serve`` and ``cc-ci reconcile``: the privileged host side.
 
 Top-level imports: stdlib and the core only (every install builds the parser); the agent's own
 dependencies (flask, gunicorn, docker) are imported inside ``agent serve``.
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ccci_core.errors import BadInput
+from ccci_core.names import INFRA_APPS
 from ccci_core.settings import load
 
 
@@ -33,8 +34,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from .reconcile_cli import reconcile
+
+    return reconcile(args)
+
+
 def register(sub: Any) -> None:
-    """Add ``agent serve``."""
+    """Add ``agent serve`` and ``reconcile``."""
     agent = sub.add_parser("agent", help="run the host agent")
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
     serve = agent_sub.add_parser(
@@ -47,3 +54,21 @@ def register(sub: Any) -> None:
         "--threads", type=int, help="threads per worker (default: $CCCI_AGENT_THREADS, 8)"
     )
     serve.set_defaults(handler=_serve)
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="roll a live-warm infra app (keycloak, traefik) to its newest safe release",
+        description="Gate first, then deploy with a health gate and rollback (keycloak: its data "
+        "snapshotted first and restored on failure). Exit 0 applied, no-op or deferred (and a "
+        "--dry-run plan), 1 held, rolled back or failed, 2 bad input or configuration.",
+    )
+    reconcile.add_argument("app", choices=INFRA_APPS)
+    reconcile.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    reconcile.add_argument("--json", action="store_true", help="print the result as one object")
+    reconcile.add_argument("--to", metavar="V", help="the target version (default: latest)")
+    reconcile.add_argument(
+        "--accept-migration",
+        action="store_true",
+        help="apply --to V although the gate holds it (you migrated); the health gate still runs",
+    )
+    reconcile.set_defaults(handler=_reconcile)

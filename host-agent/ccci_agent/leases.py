@@ -15,12 +15,13 @@ A corrupt leases file is moved aside and alerted (``alerts``); the agent starts 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,11 +91,13 @@ class Leases:
         max_tests: int,
         clock: Callable[[], float] = time.time,
         alerts: Alerts | None = None,
+        realm_guard: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.state = state
         self.max_tests = max_tests
         self.clock = clock
         self.alerts = alerts if alerts is not None else Alerts(state)
+        self.realm_guard = realm_guard  # why a run with a realm must wait now (keycloak reconcile)
 
     def _report(self, path: Path, moved: Path, reason: str) -> None:
         self.alerts.state_corrupt(path, moved, reason, LOST)
@@ -131,6 +134,9 @@ class Leases:
                 lease["recipe"] == recipe and lease.get("canonical") for lease in held
             ):
                 raise LeaseRefused(f"another run holds the canonical of {recipe}", held=held)
+            guarded = self.realm_guard() if realm is not None else None
+            if guarded is not None:
+                raise LeaseRefused(guarded, held=held)
             now = self.clock()
             token = secrets.token_hex(16)
             lease = {
@@ -182,6 +188,12 @@ class Leases:
         expected = lease.get(_HASH_FIELD)
         if not isinstance(expected, str) or not hmac.compare_digest(expected, _hash(token)):
             raise NotLeaseHolder(f"lease {lease['id']}: wrong holder token", id=lease["id"])
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[list[dict[str, Any]]]:
+        """Hold the leases lock and yield the live leases: none is granted until the block ends."""
+        with self.state.lock("leases"):
+            yield [_public(lease) for lease in sorted(self._live().values(), key=_acquired)]
 
     def listing(self) -> dict[str, Any]:
         """Return the live leases (without tokens) and whether anything is in flight."""

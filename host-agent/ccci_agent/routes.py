@@ -16,18 +16,26 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ccci_core import __version__
 from ccci_core.agent_client import LEASE_HOLDER_HEADER
 from ccci_core.errors import BadInput
+from ccci_core.names import validate_infra
 
 from .bodies import (
     AlertBody,
+    BeginBody,
+    EndBody,
+    HoldBody,
+    InfraTokenBody,
     LeaseBody,
     MarkBody,
+    ObservedBody,
     PromoteBody,
     PruneBody,
     SeedBody,
+    StepBody,
     read,
     read_optional,
 )
-from .errors import Forbidden
+from .errors import Forbidden, NotFound
+from .peercred import peer_of, socket_of
 from .services import AgentServices
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -178,6 +186,117 @@ def release(ident: str) -> tuple[str, int]:
         raise Forbidden("only root may force a lease's release; its holder sends its token")
     _services().leases.release(ident, _lease_token(), force=force == "1")
     return "", 204
+
+
+@v1.get("/infra")
+def infra_all() -> Response:
+    """List the live-warm infra apps' records."""
+    return jsonify(infra=_services().infra.all())
+
+
+@v1.get("/infra/<name>")
+def infra(name: str) -> Response:
+    """Return an infra app's record (404 when never recorded)."""
+    record = _services().infra.get(validate_infra(name))
+    if record is None:
+        raise NotFound(f"{name} was never reconciled", name=name)
+    return jsonify(record)
+
+
+@v1.post("/infra/<name>/begin")
+def infra_begin(name: str) -> tuple[Response, int]:
+    """Take the reconcile lock of ``name`` (409 while another holds it or a realm is live)."""
+    body = read(BeginBody)
+    services = _services()
+    with services.leases.frozen() as live:
+        begun = services.infra.begin(
+            validate_infra(name),
+            current=body.current,
+            target=body.target,
+            guard_realms=body.guard_realms,
+            live_leases=live,
+            pid=_peer_pid(),
+        )
+    return jsonify(begun), 201
+
+
+@v1.post("/infra/<name>/step")
+def infra_step(name: str) -> Response:
+    """Record the step a reconcile is about to take, before it takes it."""
+    body = read(StepBody)
+    return jsonify(
+        _services().infra.step(validate_infra(name), body.token, body.step, snapshot=body.snapshot)
+    )
+
+
+@v1.post("/infra/<name>/snapshot")
+def infra_snapshot(name: str) -> Response:
+    """Snapshot the undeployed infra app's volumes (its one last-good generation)."""
+    body = read(InfraTokenBody)
+    if body.stack is None:
+        raise BadInput("stack: the infra app's stack is required")
+    return jsonify(_services().infra.snapshot(validate_infra(name), body.token, body.stack))
+
+
+@v1.post("/infra/<name>/restore")
+def infra_restore(name: str) -> Response:
+    """Restore the infra app's last-good snapshot into its undeployed volumes."""
+    body = read(InfraTokenBody)
+    return jsonify(_services().infra.restore(validate_infra(name), body.token))
+
+
+@v1.post("/infra/<name>/end")
+def infra_end(name: str) -> Response:
+    """End a reconcile with its outcome; drop its lock."""
+    body = read(EndBody)
+    return jsonify(
+        _services().infra.end(
+            validate_infra(name),
+            body.token,
+            outcome=body.outcome,
+            running=body.running,
+            last_good=body.last_good,
+            detail=body.detail,
+        )
+    )
+
+
+@v1.post("/infra/<name>/hold")
+def infra_hold(name: str) -> Response:
+    """Record a held upgrade and raise its alert once per target."""
+    body = read(HoldBody)
+    services = _services()
+    name = validate_infra(name)
+    alert, created = services.alerts.raise_(
+        "infra-held",
+        name,
+        f"infra-held:{name}:{body.target}",
+        f"{name}: {body.current} → {body.target} held ({body.bump} bump); "
+        f"once migrated: {body.command}",
+        {
+            "current": body.current,
+            "target": body.target,
+            "bump": body.bump,
+            "reasons": body.reasons,
+            "notes": [note.model_dump() for note in body.notes],
+            "command": body.command,
+        },
+    )
+    held = {"target": body.target, "bump": body.bump, "reasons": body.reasons, "alert": alert["id"]}
+    return jsonify(record=services.infra.hold(name, held), alert=alert, new=created)
+
+
+@v1.post("/infra/<name>/observed")
+def infra_observed(name: str) -> Response:
+    """Record what a no-op reconcile found running and healthy."""
+    body = read(ObservedBody)
+    return jsonify(_services().infra.observed(validate_infra(name), body.running, body.last_good))
+
+
+def _peer_pid() -> int | None:
+    """Return the pid of the process on the other end of the socket, if this is one."""
+    sock = socket_of(request.environ)
+    return None if sock is None else peer_of(sock).pid
 
 
 def _lease_token() -> str | None:

@@ -40,11 +40,12 @@ def build_services(settings: AgentSettings, engine: DockerVolumes | None = None)
     canonicals = Canonicals(
         state, engine, settings.domain, alerts, wait_timeout=settings.volume_wait, tar=settings.tar
     )
+    infra = InfraVersions(state, alerts, engine, tar=settings.tar, volume_wait=settings.volume_wait)
     return AgentServices(
         settings=settings,
         state=state,
         canonicals=canonicals,
         alerts=alerts,
-        leases=Leases(state, settings.max_tests, alerts=alerts),
-        infra=InfraVersions(state, alerts),
+        leases=Leases(state, settings.max_tests, alerts=alerts, realm_guard=infra.realm_guard),
+        infra=infra,
     )
