@@ -91,7 +91,7 @@ def test_cold_run_with_a_ref_never_promotes(
     """A green run with a REF leaves the canonical untouched."""
     before = agent.fingerprint()
     outcome = run_recipe("1.1.0+1.1")
-    assert (0, "promote") == (outcome.code, "promote"), outcome.log
+    assert 0 == outcome.code, outcome.log
     assert "promote" not in steps(outcome)
     assert outcome.run.report.canonical.startswith("untouched (a run with a REF")
     assert before == agent.fingerprint()
@@ -104,7 +104,7 @@ def test_second_green_run_on_latest_repromotes_in_place(
     before = json.loads((agent.state_dir / RECIPE / "canonical.json").read_text())
     outcome = run_recipe()
     after = json.loads((agent.state_dir / RECIPE / "canonical.json").read_text())
-    assert (0, PASS) == (outcome.code, steps(outcome)["promote"]), outcome.log
+    assert (0, PASS) == (outcome.code, steps(outcome).get("promote")), outcome.log
     assert before["snapshot_id"] != after["snapshot_id"]
     assert (before["domain"], "1.1.0+1.1", "clean") == (
         after["domain"],
