@@ -15,6 +15,7 @@ from ccci_plugin.report import Status
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
 from tests.images import image_exists
 from tests.plugin.conftest import KNOWN_GOOD_TEST, RECIPE, Agent, Heads, Outcome
+from tests.plugin.fakes import FakeRealms
 
 pytestmark = pytest.mark.docker
 
@@ -168,30 +169,6 @@ def test_realm_is_the_runs():
     \"\"\"CCCI_REALM is <recipe>-<6hex>.\"\"\"
     assert re.fullmatch(r"ccci-web-[0-9a-f]{6}", os.environ["CCCI_REALM"])
 """
-
-
-class FakeRealms:
-    """Realms kept in memory: what a run created and deleted."""
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-        self.deleted: list[str] = []
-
-    def create(self, realm: str) -> None:
-        """Record a created realm."""
-        self.created.append(realm)
-
-    def delete(self, realm: str) -> None:
-        """Record a deleted realm."""
-        self.deleted.append(realm)
-
-    def list(self) -> list[str]:
-        """Return the realms alive."""
-        return [r for r in self.created if r not in self.deleted]
-
-    def exists(self, realm: str) -> bool:
-        """Return whether ``realm`` is alive."""
-        return realm in self.list()
 
 
 def test_a_keycloak_dependent_run_gets_its_own_realm(
