@@ -1,4 +1,4 @@
-"""A run's decisions on the fakes: the lane, the lease, promotion, and the exit code."""
+"""A run on the fakes: the lane, the lease, promotion and the exit code; each part on its own."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from ccci_core.agent_client import AgentClientError, AgentUnreachable
-from ccci_core.errors import ConfigError
+from ccci_core.errors import CcciError, ConfigError
 from ccci_core.names import canonical_app
 from ccci_core.recipe_meta import RecipeMeta
 from ccci_plugin.context import Run
-from ccci_plugin.run import perform
+from ccci_plugin.errors import CheckFailed
+from ccci_plugin.run import choose, execute, finish, hold_lease, hold_realm, perform, stop_code
 from tests.plugin.conftest import (
     BASE,
     FAKE_DOMAIN,
@@ -32,6 +33,7 @@ COLD_STEPS = ["lease", "install", "upgrade", "recipe tests", "teardown"]
 QUICK_STEPS = ["lease", "reattach", "upgrade", "recipe tests", "restore"]
 FAILING_TEST = "def test_fails():\n    assert False\n"
 A_REF = "a run with a REF (a pull request) never promotes"
+REALM = f"{RECIPE}-{FAKE_HEX}"
 
 
 def enrol(agent: FakeAgent, apps: FakeApps) -> None:
@@ -314,11 +316,10 @@ def test_a_keycloak_dependent_run_holds_its_realm_inside_the_lease(
 
     code = perform_into(run, tmp_path, realms=realms)
 
-    realm = f"{RECIPE}-{FAKE_HEX}"
     assert (0, "pass") == (code, verdicts(run)["realm"]), log(run)
     assert ["lease", "realm", "install"] == list(verdicts(run))[:3]
-    assert ([realm], [realm], realm) == (realms.created, realms.deleted, run.realm)
-    assert [(RECIPE, "cold", realm, False)] == acquired(fake_agent)
+    assert ([REALM], [REALM], REALM) == (realms.created, realms.deleted, run.realm)
+    assert [(RECIPE, "cold", REALM, False)] == acquired(fake_agent)
 
 
 def test_a_keycloak_dependent_run_without_keycloak_is_refused(
@@ -333,3 +334,175 @@ def test_a_keycloak_dependent_run_without_keycloak_is_refused(
     assert (2, {"lease": "pass", "realm": "fail"}) == (code, verdicts(run))
     assert "CCCI_KEYCLOAK_URL" in log(run)[-1]
     assert {} == fake_agent.leases
+
+
+# -- each part on its own -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "quick", "enrolled", "meta", "expected"),
+    [
+        (None, False, False, {"WARM_CANONICAL": True}, ("cold", None, LATEST, None, True)),
+        (PR, True, True, {}, ("quick", None, None, None, True)),
+        (PR, True, False, {}, ("cold", f"no canonical of {RECIPE}", None, None, False)),
+        (BASE, False, False, {"DEPS": ["keycloak"]}, ("cold", None, BASE, REALM, False)),
+    ],
+    ids=["cold-may-promote", "quick", "quick-falls-back", "keycloak"],
+)
+def test_choose_decides_the_plan_and_holds_nothing(
+    make_run: Callable[..., Run],
+    fake_agent: FakeAgent,
+    fake_apps: FakeApps,
+    fake_recipe: FakeRecipe,
+    ref: str | None,
+    quick: bool,
+    enrolled: bool,
+    meta: dict[str, object],
+    expected: tuple[object, ...],
+) -> None:
+    """Lane, fallback, target, realm and canonical lock; no lease asked, nothing deployed."""
+    if enrolled:
+        enrol(fake_agent, fake_apps)
+    fake_apps.meta = RecipeMeta(RECIPE, meta)
+    run = make_run(ref, quick)
+
+    plan = choose(run)
+
+    version = None if plan.target.version is None else str(plan.target.version)
+    assert expected == (plan.lane, plan.fallback, version, plan.realm, plan.locks_canonical)
+    assert fake_recipe.commit(ref or LATEST) == plan.target.commit
+    assert (plan.lane, plan.fallback) == (run.report.lane, run.report.fallback)
+    assert set(fake_agent.calls.verbs()) <= {"canonical"}
+    assert [] == fake_apps.calls
+
+
+def test_hold_lease_is_the_lease_step_and_holds_it_for_the_block(
+    make_run: Callable[..., Run], fake_agent: FakeAgent
+) -> None:
+    """The step passes once granted and names the lease; it is released when the block ends."""
+    run = make_run()
+    plan = choose(run)
+
+    with hold_lease(run, plan, wait=0) as lease:
+        assert [lease.id] == list(fake_agent.leases)
+
+    assert {"lease": "pass"} == verdicts(run)
+    assert f"lease {lease.id} (canonical locked)" == run.report.steps[0].detail
+    assert {} == fake_agent.leases
+
+
+def test_hold_realm_is_no_step_without_a_realm(make_run: Callable[..., Run]) -> None:
+    """A recipe that does not depend on keycloak gets no realm step, even with Realms."""
+    run = make_run(BASE)
+    realms = FakeRealms()
+
+    with hold_realm(run, choose(run), realms):
+        pass
+
+    assert ({}, []) == (verdicts(run), realms.created)
+
+
+def test_hold_realm_deletes_the_realm_when_the_run_fails(
+    make_run: Callable[..., Run], fake_apps: FakeApps
+) -> None:
+    """The realm is deleted whatever the block raised."""
+    fake_apps.meta = RecipeMeta(RECIPE, {"DEPS": ["keycloak"]})
+    run = make_run(BASE)
+    realms = FakeRealms()
+
+    with pytest.raises(RuntimeError), hold_realm(run, choose(run), realms):
+        raise RuntimeError("a step failed")
+
+    assert ([REALM], [REALM]) == (realms.created, realms.deleted)
+
+
+def test_execute_a_quick_plan_runs_the_quick_lane_only(
+    make_run: Callable[..., Run], fake_agent: FakeAgent, fake_apps: FakeApps
+) -> None:
+    """No lease step of its own and never a promote: reattach through restore."""
+    enrol(fake_agent, fake_apps)
+    run = make_run(PR, quick=True)
+
+    execute(run, choose(run))
+
+    assert QUICK_STEPS[1:] == list(verdicts(run))
+    assert "promote" not in fake_agent.calls.verbs()
+
+
+@pytest.mark.parametrize(
+    ("ref", "steps", "canonical"),
+    [
+        (None, [*COLD_STEPS[1:], "promote"], "promoted nothing → 1.1.0+1.1"),
+        (BASE, COLD_STEPS[1:], f"untouched ({A_REF})"),
+    ],
+    ids=["promotes", "says-why-not"],
+)
+def test_execute_a_cold_plan_decides_promotion_after_the_lane(
+    make_run: Callable[..., Run], ref: str | None, steps: list[str], canonical: str
+) -> None:
+    """After the cold lane: promote, or record in the report why the canonical is untouched."""
+    run = make_run(ref)
+
+    execute(run, choose(run))
+
+    assert steps == list(verdicts(run))
+    assert run.report.canonical.startswith(canonical)
+
+
+@pytest.mark.parametrize(
+    ("error", "started", "code"),
+    [
+        (AgentClientError(409, "busy"), False, 2),
+        (AgentClientError(409, "busy"), True, 1),
+        (AgentClientError(500, "broken"), False, 1),
+        (AgentUnreachable(Path("/x.sock"), "gone"), False, 2),
+        (AgentUnreachable(Path("/x.sock"), "gone"), True, 1),
+        (ConfigError("CCCI_KEYCLOAK_URL", "unset"), True, 2),
+        (CheckFailed("marker gone"), True, 1),
+    ],
+    ids=[
+        "409-before",
+        "409-after",
+        "500-before",
+        "unreachable-before",
+        "unreachable-after",
+        "config-after",
+        "check-after",
+    ],
+)
+def test_stop_code_makes_an_agent_error_red_once_the_run_started(
+    error: CcciError, started: bool, code: int
+) -> None:
+    """Only the agent's errors change meaning with the lease; everything else keeps its code."""
+    assert code == stop_code(error, started=started)
+
+
+@pytest.mark.parametrize(
+    ("given", "red", "code", "verdict", "last_line"),
+    [
+        (1, False, 0, "pass", "verdict   PASS"),
+        (1, True, 1, "fail", "verdict   FAIL"),
+        (0, True, 1, "fail", "verdict   FAIL"),
+        (2, True, 2, "error", "error: stopped: refused"),
+    ],
+    ids=["passed", "red", "red-whatever-given", "refused"],
+)
+def test_finish_settles_the_code_prints_the_end_and_writes_the_result(
+    make_run: Callable[..., Run],
+    tmp_path: Path,
+    given: int,
+    red: bool,
+    code: int,
+    verdict: str,
+    last_line: str,
+) -> None:
+    """The report decides 0 or 1, a 2 stands; the run dir goes; the result has the exit code."""
+    run = make_run()
+    run.run_dir.mkdir(parents=True)
+    if red:
+        run.report.stop("refused")
+
+    assert code == finish(run, given, tmp_path / "result.json")
+
+    assert (last_line, False) == (log(run)[-1], run.run_dir.exists())
+    assert (verdict, code) == (result_of(tmp_path)["verdict"], result_of(tmp_path)["exit"])
