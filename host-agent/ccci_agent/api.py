@@ -26,13 +26,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unsupporte
 from ccci_core import __version__
 from ccci_core.agent_client import LEASE_HOLDER_HEADER
 from ccci_core.errors import BadInput, CcciError
+from ccci_core.lanes import RunLane
 
 from .alerts import Alerts
 from .canonical import Canonicals, Status, VolumeState
 from .engine import DockerEngine, Engine
 from .errors import AgentError, Forbidden
 from .infra import InfraVersions
-from .leases import DEFAULT_TTL, MAX_TTL, Lane, Leases
+from .leases import DEFAULT_TTL, MAX_TTL, Leases
 from .peercred import environ_allowed, environ_is_root
 from .settings import AgentSettings
 from .store import StateDir
@@ -124,7 +125,7 @@ class LeaseBody(Body):
     """Ask for a run lease."""
 
     recipe: str = Field(max_length=63)
-    lane: Lane
+    lane: RunLane
     realm: str | None = Field(default=None, max_length=80)
     ttl: int = Field(default=DEFAULT_TTL, ge=10, le=MAX_TTL)
     canonical: bool = False  # also lock the recipe's canonical (quick runs, promoting runs)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TextIO
 
+from ccci_core.lanes import RunLane
+
 from .request import RunRequest
 
 
@@ -55,12 +57,12 @@ class RunReport:
     canonical: str = "untouched"
     notes: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run stopped outside any step (it is then red)
-    lane: str | None = None  # the lane that ran (None: as asked)
+    lane: RunLane | None = None  # the lane that ran (None: as asked)
     fallback: str | None = None  # why a quick request ran the cold lane
     commit: str | None = None  # the commit under test, once pinned
 
     @property
-    def ran(self) -> str:
+    def ran(self) -> RunLane:
         """Return the lane that ran (the one asked for until the run picks one)."""
         return self.lane or self.request.lane
 

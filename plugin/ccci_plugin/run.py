@@ -27,9 +27,10 @@ from pathlib import Path
 from ccci_core.agent_client import AgentClientError
 from ccci_core.atomic import write_text
 from ccci_core.errors import CcciError, ConfigError
+from ccci_core.lanes import RunLane
 from ccci_core.names import realm_name
 
-from .agent import Lane, Lease
+from .agent import Lease
 from .cold import cold_lane
 from .context import Run, Target
 from .keycloak import Realms, run_realm
@@ -43,7 +44,7 @@ from .report import RunReport
 class Plan:
     """What a run will do, decided before it holds anything."""
 
-    lane: Lane
+    lane: RunLane
     fallback: str | None  # why a quick request runs the cold lane
     target: Target
     realm: str | None  # the run's Keycloak realm, when the recipe depends on keycloak
@@ -93,7 +94,7 @@ def choose(run: Run) -> Plan:
     """
     report, request = run.report, run.request
     fallback = unattachable(run) if request.quick else None
-    lane: Lane = "quick" if request.quick and fallback is None else "cold"
+    lane: RunLane = "quick" if request.quick and fallback is None else "cold"
     report.lane, report.fallback = lane, fallback
     build = f", build {request.build_number}" if request.build_number else ""
     where = f"recipe {request.recipe}, ref {request.ref or 'latest'}{build}"

@@ -31,7 +31,7 @@ from ccci_plugin.errors import CheckFailed
 if TYPE_CHECKING:
     from ccci_core.deploy.health import ProbeMode
     from ccci_core.deploy.stack import Stack
-    from ccci_plugin.agent import Lane
+    from ccci_core.lanes import RunLane
 
 BUSY = 409
 IMAGE = "ccci-test/web:1"  # what every checkout runs unless a test says otherwise
@@ -97,7 +97,7 @@ class FakeAgent:
         }
 
     def acquire(
-        self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
+        self, recipe: str, lane: RunLane, realm: str | None, ttl: int, canonical: bool
     ) -> Lease | None:
         """Return a lease, or None while busy (at the limit, or the canonical locked)."""
         self._call("acquire", recipe, lane, realm, ttl, canonical)
