@@ -29,7 +29,7 @@ from ccci_core.errors import BadInput, CcciError
 from ccci_core.lanes import RunLane
 
 from .alerts import Alerts
-from .canonical import Canonicals, Status, VolumeState
+from .canonical import Canonicals, DeployState, VolumeState
 from .engine import DockerEngine, Engine
 from .errors import AgentError, Forbidden
 from .infra import InfraVersions
@@ -101,7 +101,7 @@ class SeedBody(Body):
 class MarkBody(Body):
     """Record a canonical's deploy status and whether its volume is clean."""
 
-    status: Status | None = None
+    status: DeployState | None = None
     volume: VolumeState | None = None
 
 

@@ -398,7 +398,7 @@ def make_run(
 
 def verdicts(run: Run) -> dict[str, str]:
     """Return each step of the run's report and its verdict (pass, fail, skip)."""
-    return {step.name: str(step.status) for step in run.report.steps}
+    return {step.name: str(step.verdict) for step in run.report.steps}
 
 
 def log(run: Run) -> list[str]:

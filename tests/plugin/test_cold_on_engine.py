@@ -13,19 +13,19 @@ import pytest
 from ccci_core.agent_client import AgentClientError
 from ccci_core.names import canonical_app, cold_app
 from ccci_plugin.agent import SocketAgent
-from ccci_plugin.report import Status
+from ccci_plugin.report import Verdict
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
 from tests.plugin.conftest import RECIPE, Agent, Heads, Outcome, _pr_head
 
 pytestmark = pytest.mark.docker
 
 CANONICAL = canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX)
-PASS, FAIL, SKIP = Status.PASS, Status.FAIL, Status.SKIP
+PASS, FAIL, SKIP = Verdict.PASS, Verdict.FAIL, Verdict.SKIP
 
 
-def steps(outcome: Outcome) -> dict[str, Status]:
+def steps(outcome: Outcome) -> dict[str, Verdict]:
     """Return each step's verdict."""
-    return {step.name: step.status for step in outcome.run.report.steps}
+    return {step.name: step.verdict for step in outcome.run.report.steps}
 
 
 def assert_cold_app_gone(outcome: Outcome) -> None:

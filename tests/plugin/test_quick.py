@@ -92,7 +92,7 @@ def test_a_fail_restores_and_removes_the_images_the_head_brought(
     quick_lane(run, run.resolve())
 
     step = next(s for s in run.report.steps if s.name == failed)
-    assert ("fail", "pass") == (str(step.status), verdicts(run)["restore"])
+    assert ("fail", "pass") == (str(step.verdict), verdicts(run)["restore"])
     assert step.detail.startswith(reason), step.detail
     assert ["canonical", "attach", "restore"] == fake_agent.calls.verbs()
     assert ("idle", "clean") == (canonical["status"], canonical["volume"])

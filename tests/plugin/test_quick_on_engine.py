@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from ccci_core.names import canonical_app
-from ccci_plugin.report import Status
+from ccci_plugin.report import Verdict
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
 from tests.images import image_exists
 from tests.plugin.conftest import KNOWN_GOOD_TEST, RECIPE, Agent, Heads, Outcome
@@ -21,13 +21,13 @@ pytestmark = pytest.mark.docker
 
 CANONICAL = canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX)
 VOLUME = f"{CANONICAL.stack}_data"
-PASS, FAIL = Status.PASS, Status.FAIL
+PASS, FAIL = Verdict.PASS, Verdict.FAIL
 QUICK_STEPS = ["lease", "reattach", "upgrade", "recipe tests", "restore"]
 
 
-def steps(outcome: Outcome) -> dict[str, Status]:
+def steps(outcome: Outcome) -> dict[str, Verdict]:
     """Return each step's verdict."""
-    return {step.name: step.status for step in outcome.run.report.steps}
+    return {step.name: step.verdict for step in outcome.run.report.steps}
 
 
 @pytest.fixture(scope="module")
