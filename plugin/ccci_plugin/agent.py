@@ -74,7 +74,7 @@ class SocketAgent:
         try:
             granted = self.client.post("/v1/leases", body)
         except AgentClientError as exc:
-            if exc.status == BUSY:
+            if exc.http_status == BUSY:
                 return None
             raise
         return Lease(str(granted["id"]), str(granted["token"]))
@@ -92,7 +92,7 @@ class SocketAgent:
         try:
             found = self.client.get(f"/v1/canonicals/{recipe}")
         except AgentClientError as exc:
-            if exc.status == 404:
+            if exc.http_status == 404:
                 return None
             raise
         return dict(found)

@@ -33,7 +33,7 @@ def test_another_run_cannot_release_or_renew_a_lease(agent: Agent) -> None:
         for call in (socket_agent.renew, socket_agent.release):
             with pytest.raises(AgentClientError) as refused:
                 call(forged)
-            assert 403 == refused.value.status
+            assert 403 == refused.value.http_status
     finally:
         socket_agent.release(granted)
     assert [] == agent.client().get("/v1/leases")["leases"]
