@@ -1,7 +1,7 @@
 """A client of the host agent's socket API (stdlib only: the plugin and the CLI share it).
 
     CcciError
-    └── AgentClientError        the agent answered with an error (``status``, ``reason``, ``body``)
+    └── AgentClientError        the agent answered an error: ``http_status``, ``reason``, ``body``
         └── AgentUnreachable    nothing answers on the socket (exit 2)
 
 4xx answers exit 2 (the agent refused: bad input, busy, forbidden), 5xx exit 1.
@@ -24,12 +24,14 @@ LEASE_HOLDER_HEADER = "X-CCCI-Lease-Token"  # the holder's token: renewing and r
 class AgentClientError(CcciError):
     """The agent answered with an error."""
 
-    def __init__(self, status: int, reason: str, body: Any = None, message: str = "") -> None:
-        super().__init__(message or f"agent: {reason} (HTTP {status})", status=status)
-        self.status = status
+    def __init__(self, http_status: int, reason: str, body: Any = None, message: str = "") -> None:
+        super().__init__(
+            message or f"agent: {reason} (HTTP {http_status})", http_status=http_status
+        )
+        self.http_status = http_status
         self.reason = reason
         self.body = body
-        self.exit_code = 2 if 400 <= status < 500 else 1
+        self.exit_code = 2 if 400 <= http_status < 500 else 1
 
 
 class AgentUnreachable(AgentClientError):

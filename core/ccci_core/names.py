@@ -37,7 +37,7 @@ _DOMAIN_RE = re.compile(
     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
 )
 
-Lane = Literal["canonical", "cold", "infra"]
+AppKind = Literal["canonical", "cold", "infra"]  # which of a recipe's apps (not a run's lane)
 
 
 def validate_recipe(name: object) -> str:
@@ -88,10 +88,10 @@ def stack_name(domain: str) -> str:
 
 @dataclass(frozen=True)
 class AppName:
-    """The names of one app: its recipe, domain, stack, and for cold runs the run's hex."""
+    """The names of one app: its recipe, kind, domain, stack, and for cold runs the run's hex."""
 
     recipe: str
-    lane: Lane
+    kind: AppKind
     domain: str
     stack: str
     run_hex: str | None = None
@@ -126,9 +126,9 @@ def _label_room(base_domain: str, suffix: int) -> int:
     return min(RECIPE_MAX, _stack_budget(suffix) - 1 - len(stack_name(base_domain)))
 
 
-def _app(recipe: str, lane: Lane, label: str, base_domain: str, run_hex: str | None) -> AppName:
+def _app(recipe: str, kind: AppKind, label: str, base_domain: str, run_hex: str | None) -> AppName:
     domain = f"{label}.{base_domain}"
-    return AppName(recipe, lane, domain, stack_name(domain), run_hex)
+    return AppName(recipe, kind, domain, stack_name(domain), run_hex)
 
 
 def canonical_app(recipe: str, base_domain: str, *, suffix: int) -> AppName:

@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from ccci_core.errors import BadInput
+from ccci_core.lanes import RunLane
 
-from .canonical import Status, VolumeState
+from .canonical import DeployState, VolumeState
 from .infra import OUTCOMES, STEPS
-from .leases import DEFAULT_TTL, MAX_TTL, Lane
+from .leases import DEFAULT_TTL, MAX_TTL
 
 MAX_BODY = 256 * 1024  # the largest body we need is a prune list of ~3000 recipe names
 JSON = "application/json"
@@ -48,7 +49,7 @@ class SeedBody(Body):
 class MarkBody(Body):
     """Record a canonical's deploy status and whether its volume is clean."""
 
-    status: Status | None = None
+    status: DeployState | None = None
     volume: VolumeState | None = None
 
 
@@ -72,7 +73,7 @@ class LeaseBody(Body):
     """Ask for a run lease."""
 
     recipe: str = Field(max_length=63)
-    lane: Lane
+    lane: RunLane
     realm: str | None = Field(default=None, max_length=80)
     ttl: int = Field(default=DEFAULT_TTL, ge=10, le=MAX_TTL)
     canonical: bool = False  # also lock the recipe's canonical (quick runs, promoting runs)

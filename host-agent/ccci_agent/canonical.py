@@ -54,7 +54,7 @@ from .errors import (
 from .store import StateDir, quarantine, read_json, remove_durably
 from .warmsnap import Warmsnap, now_iso
 
-Status = Literal["idle", "deployed"]
+DeployState = Literal["idle", "deployed"]  # the wire field is still "status"
 VolumeState = Literal["clean", "dirty"]
 _COMMIT_RE = re.compile(r"[0-9a-f]{7,64}")
 TRASH_PREFIX = "_trash-"
@@ -366,7 +366,7 @@ class Canonicals:
         return result
 
     def mark(
-        self, recipe: str, *, status: Status | None = None, volume: VolumeState | None = None
+        self, recipe: str, *, status: DeployState | None = None, volume: VolumeState | None = None
     ) -> dict[str, Any]:
         """Record the canonical's deploy status and whether its live volume is clean."""
         with self._lock(recipe):

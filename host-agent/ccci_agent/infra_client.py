@@ -23,7 +23,7 @@ class SocketInfra:
         try:
             return dict(self.client.get(f"/v1/infra/{name}"))
         except AgentClientError as exc:
-            if exc.status == 404:
+            if exc.http_status == 404:
                 return None
             raise
 
@@ -37,7 +37,7 @@ class SocketInfra:
         except AgentClientError as exc:
             details = (exc.body or {}).get("details", {}) if isinstance(exc.body, dict) else {}
             kind = details.get("kind")
-            if exc.status == CONFLICT and kind in BUSY_KINDS:
+            if exc.http_status == CONFLICT and kind in BUSY_KINDS:
                 raise Busy(exc.reason, str(kind)) from exc
             raise
 

@@ -23,17 +23,17 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ccci_core.atomic import write_json
 from ccci_core.errors import InvalidName
+from ccci_core.lanes import RunLane
 from ccci_core.names import realm_name, validate_recipe
 
 from .alerts import Alerts
 from .errors import LeaseRefused, NotFound, NotLeaseHolder
 from .store import StateDir, read_json_or_quarantine
 
-Lane = Literal["cold", "quick", "sweep"]
 _ID_RE = re.compile(r"[0-9a-f]{16}")
 _HASH_FIELD = "token_sha256"
 DEFAULT_TTL = 600
@@ -110,7 +110,7 @@ class Leases:
     def acquire(
         self,
         recipe: str,
-        lane: Lane,
+        lane: RunLane,
         realm: str | None = None,
         ttl: int = DEFAULT_TTL,
         canonical: bool = False,

@@ -7,11 +7,11 @@ Lanes take the :class:`Agent` protocol; :class:`SocketAgent` is the adapter over
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ccci_core.agent_client import LEASE_HOLDER_HEADER, AgentClient, AgentClientError
+from ccci_core.lanes import RunLane
 
-Lane = Literal["cold", "quick", "sweep"]
 BUSY = 409  # the agent's answer when MAX_TESTS leases are out or the canonical is held
 
 
@@ -30,7 +30,7 @@ class Agent(Protocol):
     """What a run asks of the host agent."""
 
     def acquire(
-        self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
+        self, recipe: str, lane: RunLane, realm: str | None, ttl: int, canonical: bool
     ) -> Lease | None:
         """Return a lease (locking the canonical too if asked), or None while busy."""
 
@@ -65,7 +65,7 @@ class SocketAgent:
         self.client = client
 
     def acquire(
-        self, recipe: str, lane: Lane, realm: str | None, ttl: int, canonical: bool
+        self, recipe: str, lane: RunLane, realm: str | None, ttl: int, canonical: bool
     ) -> Lease | None:
         """Ask for a lease; None when the host is at MAX_TESTS or the canonical is held."""
         body: dict[str, Any] = {"recipe": recipe, "lane": lane, "ttl": ttl, "canonical": canonical}
@@ -74,7 +74,7 @@ class SocketAgent:
         try:
             granted = self.client.post("/v1/leases", body)
         except AgentClientError as exc:
-            if exc.status == BUSY:
+            if exc.http_status == BUSY:
                 return None
             raise
         return Lease(str(granted["id"]), str(granted["token"]))
@@ -92,7 +92,7 @@ class SocketAgent:
         try:
             found = self.client.get(f"/v1/canonicals/{recipe}")
         except AgentClientError as exc:
-            if exc.status == 404:
+            if exc.http_status == 404:
                 return None
             raise
         return dict(found)

@@ -19,6 +19,7 @@ from ccci_core.names import AppName, cold_app
 from .context import Run, Target
 from .errors import CheckFailed
 from .recipe_tests import recipe_tests_step
+from .upgrade import upgrade_in_place
 
 
 def cold_lane(run: Run, target: Target) -> AppName:
@@ -44,12 +45,7 @@ def cold_lane(run: Run, target: Target) -> AppName:
                     run.apps.create(app, co)
                     before = run.apps.up(app, co)
                 marker = run.apps.write_marker(app)
-                with run.checkout(target) as co:
-                    run.apps.up(app, co)
-                    moved = run.apps.check_moved(app, before, co)
-                if marker is not None and run.apps.read_marker(app) != marker:
-                    raise CheckFailed("the data marker written before the upgrade is gone")
-                step.detail = moved + ("" if marker is None else ", data kept")
+                step.detail = upgrade_in_place(run, app, before, marker, target)
         recipe_tests_step(run, app, target)
     except CcciError:
         pass  # the failed step is in the report; teardown below decides nothing differently

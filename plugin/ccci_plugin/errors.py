@@ -4,7 +4,7 @@
     ├── LeaseUnavailable      no run lease within the wait
     ├── Cancelled             Drone cancelled the run (SIGTERM); teardown still runs
     ├── CheckFailed           an assertion about the app failed (marker lost, label not moved)
-    └── KeycloakError         an admin call failed: ``operation``, ``status``, ``realm``
+    └── KeycloakError         an admin call failed: ``operation``, ``http_status``, ``realm``
 
 A run maps every error to a failed step in its report. Adapters map every foreign error
 (python-keycloak's, ``requests``', malformed answers) to their kind here with ``raise ... from
@@ -44,10 +44,10 @@ class KeycloakError(PluginError):
         message: str,
         *,
         operation: KeycloakOperation,
-        status: int | None = None,
+        http_status: int | None = None,
         realm: str | None = None,
     ) -> None:
-        super().__init__(message, operation=operation, status=status, realm=realm)
+        super().__init__(message, operation=operation, http_status=http_status, realm=realm)
         self.operation = operation
-        self.status = status
+        self.http_status = http_status  # Keycloak's answer; None when it was not reached
         self.realm = realm

@@ -187,7 +187,7 @@ def _error(
         reason = f"Keycloak answered something unexpected ({type(exc).__name__})"
     subject = f"{operation} realm {realm}" if realm else operation
     return KeycloakError(
-        f"keycloak {subject}: {reason}", operation=operation, status=status, realm=realm
+        f"keycloak {subject}: {reason}", operation=operation, http_status=status, realm=realm
     )
 
 
@@ -216,7 +216,11 @@ def connect(settings: PluginSettings, *, recipe: str | None = None) -> KeycloakR
 
 def _refused(exc: BaseException) -> bool:
     """Return whether Keycloak answered a create with a 4xx: then it created nothing of ours."""
-    return isinstance(exc, KeycloakError) and exc.status is not None and 400 <= exc.status < 500
+    return (
+        isinstance(exc, KeycloakError)
+        and exc.http_status is not None
+        and 400 <= exc.http_status < 500
+    )
 
 
 def _delete_quietly(realms: Realms, realm: str, original: BaseException) -> None:
@@ -288,7 +292,7 @@ def reap_orphans(
             f"reaped {len(deleted)} orphan realm(s) {deleted}; could not delete "
             f"{[name for name, _ in failed]}: {first}",
             operation="delete",
-            status=first.status,
+            http_status=first.http_status,
             realm=realm,
         ) from first
     return deleted

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ccci_core.errors import CcciError
+from ccci_core.lanes import RunLane
 
-from .agent import Agent, Lane, Lease
+from .agent import Agent, Lease
 from .errors import LeaseUnavailable
 
 
@@ -25,7 +26,7 @@ from .errors import LeaseUnavailable
 def held_lease(
     agent: Agent,
     recipe: str,
-    lane: Lane,
+    lane: RunLane,
     realm: str | None,
     *,
     canonical: bool,

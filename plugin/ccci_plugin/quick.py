@@ -28,6 +28,7 @@ from ccci_core.versions import Version
 from .context import Run, Target
 from .errors import CheckFailed
 from .recipe_tests import recipe_tests_step
+from .upgrade import upgrade_in_place
 
 
 def canonical_of(record: dict[str, Any], recipe: str) -> AppName:
@@ -63,15 +64,10 @@ def quick_lane(run: Run, target: Target) -> None:
             )
         with report.step("upgrade") as step:
             old_images = apps.images(app)
-            with run.checkout(target) as co:
-                try:
-                    apps.up(app, co)
-                finally:  # what the head brought, whether or not it came up
-                    head_images = apps.images(app) - old_images
-                moved = apps.check_moved(app, before, co)
-            if marker is not None and apps.read_marker(app) != marker:
-                raise CheckFailed("the data marker written before the upgrade is gone")
-            step.detail = moved + ("" if marker is None else ", data kept")
+            try:
+                step.detail = upgrade_in_place(run, app, before, marker, target)
+            finally:  # what the head brought, whether or not it came up
+                head_images = apps.images(app) - old_images
         recipe_tests_step(run, app, target)
     except CcciError:
         pass  # the failed step is in the report; the restore below runs either way

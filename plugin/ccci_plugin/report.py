@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TextIO
 
+from ccci_core.lanes import RunLane
+
 from .request import RunRequest
 
 
-class Status(StrEnum):
+class Verdict(StrEnum):
     """A step's verdict."""
 
     PASS = "pass"  # noqa: S105 - a verdict, not a password
@@ -30,17 +32,17 @@ class Step:
     """One step of a run."""
 
     name: str
-    status: Status = Status.PASS
+    verdict: Verdict = Verdict.PASS
     seconds: float = 0.0
     detail: str = ""
 
     def skip(self, reason: str) -> None:
         """Mark the step skipped, with the reason shown in the log."""
-        self.status, self.detail = Status.SKIP, reason
+        self.verdict, self.detail = Verdict.SKIP, reason
 
     def fail(self, reason: str) -> None:
         """Mark the step failed without raising (the run goes on to teardown)."""
-        self.status, self.detail = Status.FAIL, reason
+        self.verdict, self.detail = Verdict.FAIL, reason
 
 
 @dataclass
@@ -55,12 +57,12 @@ class RunReport:
     canonical: str = "untouched"
     notes: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run stopped outside any step (it is then red)
-    lane: str | None = None  # the lane that ran (None: as asked)
+    lane: RunLane | None = None  # the lane that ran (None: as asked)
     fallback: str | None = None  # why a quick request ran the cold lane
     commit: str | None = None  # the commit under test, once pinned
 
     @property
-    def ran(self) -> str:
+    def ran(self) -> RunLane:
         """Return the lane that ran (the one asked for until the run picks one)."""
         return self.lane or self.request.lane
 
@@ -83,7 +85,7 @@ class RunReport:
         finally:
             step.seconds = self.clock() - started
             detail = f" — {step.detail}" if step.detail else ""
-            self.say(f"{step.status.upper():4} {name} ({step.seconds:.1f}s){detail}")
+            self.say(f"{step.verdict.upper():4} {name} ({step.seconds:.1f}s){detail}")
 
     def stop(self, reason: str) -> None:
         """Record that the run stopped on an error no step caught (a cancel, git, the agent)."""
@@ -93,7 +95,7 @@ class RunReport:
     @property
     def passed(self) -> bool:
         """Return whether the run did not stop on an error and no step failed."""
-        return self.stopped is None and all(step.status is not Status.FAIL for step in self.steps)
+        return self.stopped is None and all(step.verdict is not Verdict.FAIL for step in self.steps)
 
     def summary(self) -> str:
         """Return the end-of-run table."""
@@ -110,7 +112,7 @@ class RunReport:
         head.append(f"canonical {self.canonical}")
         width = max((len(step.name) for step in self.steps), default=4)
         rows = [
-            f"  {s.name:<{width}}  {s.status.upper():4}  {s.seconds:7.1f}s  {s.detail}".rstrip()
+            f"  {s.name:<{width}}  {s.verdict.upper():4}  {s.seconds:7.1f}s  {s.detail}".rstrip()
             for s in self.steps
         ]
         verdict = "PASS" if self.passed else "FAIL"
@@ -135,7 +137,7 @@ class RunReport:
             "steps": [
                 {
                     "name": s.name,
-                    "status": str(s.status),
+                    "status": str(s.verdict),  # the wire name of a step's verdict
                     "seconds": round(s.seconds, 3),
                     "detail": s.detail,
                 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ccci_core import build_params as params
 from ccci_core.catalog import validate_ref
 from ccci_core.errors import BadInput
+from ccci_core.lanes import RunLane
 from ccci_core.names import validate_recipe
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
@@ -36,7 +37,7 @@ class RunRequest:
     sha: str | None = None  # the head the forge reported: the commit this run tests
 
     @property
-    def lane(self) -> str:
+    def lane(self) -> RunLane:
         """Return the lane asked for: ``quick`` or ``cold``."""
         return "quick" if self.quick else "cold"
 

@@ -147,7 +147,7 @@ def test_retake_of_a_dirty_canonical_over_the_socket_is_409(server: Server, app:
         server.client().post(f"/v1/canonicals/{app.recipe}/snapshot")
     assert 2 == main(["snapshot", app.recipe, "--socket", str(server.socket)])
 
-    assert 409 == refused.value.status
+    assert 409 == refused.value.http_status
     view = server.client().get(f"/v1/canonicals/{app.recipe}")
     assert (promoted["snapshot"]["id"], "dirty") == (view["snapshot"]["id"], view["volume"])
 
@@ -205,7 +205,7 @@ def test_concurrent_lease_requests_never_exceed_max_tests(server: Server) -> Non
             server.client().post("/v1/leases", {"recipe": f"r{i}", "lane": "cold"})
             return "granted"
         except AgentClientError as exc:
-            return "refused" if exc.status == 409 else f"error {exc.status}"
+            return "refused" if exc.http_status == 409 else f"error {exc.http_status}"
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = sorted(pool.map(ask, range(20)))
@@ -227,7 +227,7 @@ def test_a_truncated_leases_file_does_not_stop_lease_calls(server: Server) -> No
     granted = client.post("/v1/leases", {"recipe": "b", "lane": "cold"})
     client.post(f"/v1/leases/{granted['id']}/renew", headers=_holder(granted))
 
-    assert 404 == renewal.value.status
+    assert 404 == renewal.value.http_status
     [alert] = client.get("/v1/status")["alerts"]
     assert ("state-corrupt", "_leases.json") == (alert["kind"], alert["message"].split()[0])
     assert "renewals will 404" in alert["message"]

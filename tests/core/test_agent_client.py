@@ -102,7 +102,7 @@ def test_errors_keep_status_and_reason(
     with pytest.raises(AgentClientError) as caught:
         client.get(path)
     assert (status, exit_code, reason) == (
-        caught.value.status,
+        caught.value.http_status,
         caught.value.exit_code,
         caught.value.reason,
     )

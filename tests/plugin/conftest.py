@@ -1,7 +1,9 @@
-"""Fixtures of the plugin's end-to-end tests: a recipe with PR heads, a real agent, runs.
+"""Fixtures of the plugin's tests: runs on the engine, and runs on fakes without it.
 
-Everything runs for real: the swarm deployer on the engine, the host agent in a subprocess on a
-Unix socket, git checkouts of a recipe repository with release tags and pull-request head refs.
+End to end, everything runs for real: the swarm deployer on the engine, the host agent in a
+subprocess on a Unix socket, git checkouts of a recipe repository with release tags and
+pull-request head refs. ``make_run`` builds a run whose agent and apps are the in-memory fakes of
+``tests.plugin.fakes``, over a real (tiny) recipe repository and the real catalog and report.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ccci_core.catalog import Catalog
 from ccci_core.deploy.stack import live_stacks
 from ccci_core.deploy.swarm import SwarmDeployer
 from ccci_core.names import canonical_app, new_run_hex
+from ccci_core.recipe_meta import RecipeMeta
 from ccci_plugin.agent import SocketAgent
 from ccci_plugin.apps import Apps
 from ccci_plugin.cancel import Cancellation
@@ -45,7 +48,8 @@ from tests.deploy_fixtures import (
     stacks,
     unused_port,
 )
-from tests.gitrepo import commit, git
+from tests.gitrepo import commit, git, init
+from tests.plugin.fakes import FakeAgent, FakeApps, YamlLoader
 
 RECIPE = "ccci-web"
 RECIPE_TEST = '''"""The ccci-web recipe's own test: the app serves a known version."""
@@ -303,3 +307,107 @@ def run_recipe(
         return Outcome(code, out.getvalue(), run)
 
     return run_recipe
+
+
+# -- runs on the fakes: no engine, no agent process -----------------------------------------------
+
+FAKE_DOMAIN = "ci.example.org"
+FAKE_HEX = "abc123"
+LATEST, BASE = "1.1.0+1.1", "1.0.0+1.0"
+
+
+def _compose(tag: str) -> str:
+    return f"services:\n  app:\n    image: web:{tag}\nvolumes:\n  data: {{}}\n"
+
+
+@dataclass(frozen=True)
+class FakeRecipe:
+    """A recipes dir holding RECIPE: releases BASE and LATEST, and two pull-request heads."""
+
+    root: Path
+    heads: dict[str, str]  # refs/pull/N/head → its commit
+
+    def commit(self, ref: str) -> str:
+        """Return the commit of a release tag or pull-request head."""
+        return self.heads.get(ref) or git(self.root / RECIPE, "rev-parse", f"{ref}^{{commit}}")
+
+
+@pytest.fixture(scope="session")
+def fake_recipe(tmp_path_factory: pytest.TempPathFactory) -> FakeRecipe:
+    """A real git repository of RECIPE, cheap enough for every engine-free run."""
+    root = tmp_path_factory.mktemp("fake-recipes")
+    repo = init(root / RECIPE)
+    commit(repo, {"compose.yml": _compose("1.0"), ".env.sample": "X=1\n"}, "1.0", tag=BASE)
+    commit(repo, {"compose.yml": _compose("1.1")}, "1.1", tag=LATEST)
+    heads = {}
+    for number in (1, 2):
+        sha = commit(repo, {"compose.yml": _compose(f"pr{number}")}, f"PR {number}")
+        heads[f"refs/pull/{number}/head"] = sha
+        git(repo, "update-ref", f"refs/pull/{number}/head", sha)
+        git(repo, "reset", "-q", "--hard", LATEST)
+    return FakeRecipe(root, heads)
+
+
+@pytest.fixture
+def fake_agent() -> FakeAgent:
+    """An in-memory host agent: one lease at a time, no canonical yet."""
+    return FakeAgent()
+
+
+@pytest.fixture
+def fake_apps() -> FakeApps:
+    """In-memory apps of RECIPE: enrolled (WARM_CANONICAL), with a data marker."""
+    return FakeApps(RecipeMeta(RECIPE, {"WARM_CANONICAL": True, "MARKER_PATH": "/data/marker"}))
+
+
+@pytest.fixture
+def make_run(
+    fake_recipe: FakeRecipe, fake_agent: FakeAgent, fake_apps: FakeApps, tmp_path: Path
+) -> Callable[..., Run]:
+    """Return a factory of runs of RECIPE over the fakes (``recipe_test``: a test file's text)."""
+    made = 0
+
+    def make(
+        ref: str | None = None,
+        quick: bool = False,
+        *,
+        sha: str | None = None,
+        recipe_test: str | None = None,
+    ) -> Run:
+        nonlocal made
+        made += 1
+        scratch = tmp_path / f"run-{made}"
+        tests_dir = scratch / "tests"
+        (tests_dir / RECIPE).mkdir(parents=True)
+        if recipe_test is not None:
+            (tests_dir / RECIPE / "test_app.py").write_text(recipe_test)
+        request = RunRequest(RECIPE, ref, quick, sha=sha)
+        report = RunReport(request, io.StringIO())
+        return Run(
+            request=request,
+            domain=FAKE_DOMAIN,
+            catalog=Catalog(fake_recipe.root),
+            apps=fake_apps,  # type: ignore[arg-type]
+            agent=fake_agent,
+            report=report,
+            run_dir=scratch / "run",
+            checkouts=scratch / "run" / "recipes",
+            run_hex=FAKE_HEX,
+            cancel=Cancellation(report.say),  # not entered: no signal handlers in tests
+            tests_dir=tests_dir,
+            loader=YamlLoader(),
+        )
+
+    return make
+
+
+def verdicts(run: Run) -> dict[str, str]:
+    """Return each step of the run's report and its verdict (pass, fail, skip)."""
+    return {step.name: str(step.verdict) for step in run.report.steps}
+
+
+def log(run: Run) -> list[str]:
+    """Return the lines the run printed."""
+    out = run.report.out
+    assert isinstance(out, io.StringIO)
+    return out.getvalue().splitlines()

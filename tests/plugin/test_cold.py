@@ -1,162 +1,140 @@
-"""The cold lane and promotion, end to end on the real engine with a real host agent."""
+"""The cold lane on the fakes: install, upgrade from the release before, tests, teardown."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import docker
 import pytest
 
-from ccci_core.agent_client import AgentClientError
-from ccci_core.names import canonical_app, cold_app
-from ccci_plugin.agent import SocketAgent
-from ccci_plugin.report import Status
-from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
-from tests.plugin.conftest import RECIPE, Agent, Heads, Outcome, _pr_head
+from ccci_core.names import cold_app
+from ccci_core.recipe_meta import RecipeMeta
+from ccci_plugin.cold import cold_lane
+from ccci_plugin.context import Run
+from ccci_plugin.errors import CheckFailed
+from tests.plugin.conftest import BASE, FAKE_DOMAIN, FAKE_HEX, LATEST, RECIPE, FakeRecipe, verdicts
+from tests.plugin.fakes import FakeApps
 
-pytestmark = pytest.mark.docker
-
-CANONICAL = canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX)
-PASS, FAIL, SKIP = Status.PASS, Status.FAIL, Status.SKIP
-
-
-def steps(outcome: Outcome) -> dict[str, Status]:
-    """Return each step's verdict."""
-    return {step.name: step.status for step in outcome.run.report.steps}
+APP = cold_app(RECIPE, FAKE_DOMAIN, FAKE_HEX, suffix=len("data"))
+PR = "refs/pull/1/head"
 
 
-def assert_cold_app_gone(outcome: Outcome) -> None:
-    """Nothing of the run's cold app is left on the engine or disk."""
-    app = cold_app(RECIPE, BASE_DOMAIN, outcome.run.run_hex, suffix=SUFFIX)
-    assert [] == outcome.run.apps.leftovers(app)
-    assert not outcome.run.apps.deployer.exists(app)
-    assert not outcome.run.run_dir.exists()
+def detail(run: Run, name: str) -> str:
+    """Return the detail of the run's step ``name``."""
+    return next(step.detail for step in run.report.steps if step.name == name)
 
 
-@pytest.fixture(scope="module")
-def seeded(run_recipe: Callable[..., Outcome]) -> Outcome:
-    """The module's first run: green, cold, on latest — it seeds the canonical."""
-    return run_recipe()
-
-
-def test_green_cold_run_on_latest_seeds_the_canonical(
-    seeded: Outcome, agent: Agent, docker_client: docker.DockerClient
+def test_a_green_run_upgrades_a_fresh_app_from_the_release_before(
+    make_run: Callable[..., Run], fake_apps: FakeApps
 ) -> None:
-    """Every step passes, nothing of the run is left, the canonical is seeded and idle."""
-    expected = {"lease": PASS, "install": PASS, "upgrade": PASS, "recipe tests": PASS}
-    expected |= {"teardown": PASS, "promote": PASS}
-    assert (0, expected) == (seeded.code, steps(seeded)), seeded.log
-    assert_cold_app_gone(seeded)
-    record = json.loads((agent.state_dir / RECIPE / "canonical.json").read_text())
-    assert ("1.1.0+1.1", "idle", "clean", CANONICAL.domain) == (
-        record["version"],
-        record["status"],
-        record["volume"],
-        record["domain"],
+    """Latest: installed, torn down, recreated at the base, upgraded in place, torn down."""
+    run = make_run()
+
+    assert APP == cold_lane(run, run.resolve())
+
+    assert {"install": "pass", "upgrade": "pass", "recipe tests": "skip", "teardown": "pass"} == (
+        verdicts(run)
     )
-    manifest = json.loads((agent.state_dir / RECIPE / "snapshot" / "manifest.json").read_text())
-    assert [f"{CANONICAL.stack}_data"] == [v["name"] for v in manifest["volumes"]]
-    assert [] == docker_client.services.list(filters={"name": CANONICAL.stack})
-    volumes = docker_client.volumes.list(filters={"name": CANONICAL.stack})
-    assert [f"{CANONICAL.stack}_data"] == [v.name for v in volumes]
-    assert "upgrade from 1.0.0+1.0" in seeded.run.report.summary()
-    upgrade = next(step for step in seeded.run.report.steps if step.name == "upgrade")
-    assert "1.0.0+1.0 → 1.1.0+1.1, data kept" == upgrade.detail
+    assert [
+        ("create", APP.domain, LATEST),
+        ("up", APP.domain, LATEST),
+        ("create", APP.domain, BASE),
+        ("up", APP.domain, BASE),
+        ("write_marker", APP.domain),
+        ("up", APP.domain, LATEST),
+        ("check_moved", APP.domain, LATEST),
+        ("read_marker", APP.domain),
+    ] == [c for c in fake_apps.calls if c[0] != "leftovers"]
+    assert 2 == fake_apps.deployer.calls.verbs().count("remove")
+    assert f"{BASE} → {LATEST}, data kept" == detail(run, "upgrade")
+    assert {"target": LATEST, "upgrade from": BASE} == run.report.versions
+    assert not fake_apps.deployer.exists(APP)
+
+
+def test_the_oldest_release_has_nothing_to_upgrade_from(make_run: Callable[..., Run]) -> None:
+    """The first release: the upgrade step is skipped with the reason."""
+    run = make_run(BASE)
+
+    cold_lane(run, run.resolve())
+
+    assert ("skip", "no release older than the target to upgrade from") == (
+        verdicts(run)["upgrade"],
+        detail(run, "upgrade"),
+    )
+
+
+def test_a_pull_request_head_upgrades_from_the_latest_release(
+    make_run: Callable[..., Run], fake_recipe: FakeRecipe
+) -> None:
+    """A chaos head: the base is the latest release, the detail names the head's commit."""
+    run = make_run(PR)
+
+    cold_lane(run, run.resolve())
+
+    assert f"{LATEST} → chaos {fake_recipe.commit(PR)[:8]}, data kept" == detail(run, "upgrade")
+
+
+def test_an_upgrade_that_loses_the_data_fails_and_still_tears_down(
+    make_run: Callable[..., Run], fake_apps: FakeApps, fake_recipe: FakeRecipe
+) -> None:
+    """The marker is gone after the upgrade: upgrade fails, no tests run, teardown passes."""
+    fake_apps.loses_data.add(fake_recipe.commit(LATEST))
+    run = make_run()
+
+    cold_lane(run, run.resolve())
+
+    assert {"install": "pass", "upgrade": "fail", "teardown": "pass"} == verdicts(run)
+    assert "the data marker written before the upgrade is gone" == detail(run, "upgrade")
+    assert not fake_apps.deployer.exists(APP)
+
+
+def test_a_recipe_without_a_marker_upgrades_without_checking_data(
+    make_run: Callable[..., Run], fake_apps: FakeApps
+) -> None:
+    """No MARKER_PATH: the detail does not claim the data was kept."""
+    fake_apps.meta = RecipeMeta(RECIPE, {})
+    run = make_run()
+
+    cold_lane(run, run.resolve())
+
+    assert f"{BASE} → {LATEST}" == detail(run, "upgrade")
 
 
 @pytest.mark.parametrize(
-    ("ref", "failed"),
-    [(Heads.crashing, "install"), (Heads.wrong_version, "recipe tests")],
-    ids=["never-healthy", "recipe-test-fails"],
+    ("broken", "expected"),
+    [
+        (LATEST, {"install": "fail", "teardown": "pass"}),
+        (BASE, {"install": "pass", "upgrade": "fail", "teardown": "pass"}),
+    ],
+    ids=["target", "upgrade-base"],
 )
-def test_red_cold_run_tears_down_and_keeps_the_canonical(
-    seeded: Outcome, run_recipe: Callable[..., Outcome], agent: Agent, ref: str, failed: str
+def test_an_app_that_never_comes_up_fails_its_step_and_is_torn_down(
+    make_run: Callable[..., Run],
+    fake_apps: FakeApps,
+    fake_recipe: FakeRecipe,
+    broken: str,
+    expected: dict[str, str],
 ) -> None:
-    """A red run exits 1, leaves nothing, and the known-good is byte-identical."""
-    before = agent.fingerprint()
-    outcome = run_recipe(ref)
-    verdicts = steps(outcome)
-    assert (1, FAIL, PASS) == (outcome.code, verdicts[failed], verdicts["teardown"]), outcome.log
-    assert "promote" not in verdicts
-    assert_cold_app_gone(outcome)
-    assert before == agent.fingerprint()
+    """The step that deployed it fails; the steps after it do not run; teardown passes."""
+    fake_apps.never_up.add(fake_recipe.commit(broken))
+    run = make_run()
+
+    cold_lane(run, run.resolve())
+
+    assert expected == verdicts(run)
+    assert not fake_apps.deployer.exists(APP)
 
 
-def test_cold_run_with_a_ref_never_promotes(
-    seeded: Outcome, run_recipe: Callable[..., Outcome], agent: Agent
+def test_a_teardown_that_leaves_something_fails(
+    make_run: Callable[..., Run], fake_apps: FakeApps
 ) -> None:
-    """A green run with a REF leaves the canonical untouched."""
-    before = agent.fingerprint()
-    outcome = run_recipe("1.1.0+1.1")
-    assert (0, "promote") == (outcome.code, "promote"), outcome.log
-    assert "promote" not in steps(outcome)
-    assert outcome.run.report.canonical.startswith("untouched (a run with a REF")
-    assert before == agent.fingerprint()
+    """Whatever is still on the engine after the remove is named in the failed teardown."""
+    fake_apps.left_behind.append(f"volume {APP.stack}_data")
+    run = make_run(BASE)
 
+    with pytest.raises(CheckFailed, match="teardown left"):
+        cold_lane(run, run.resolve())
 
-def test_second_green_run_on_latest_repromotes_in_place(
-    seeded: Outcome, run_recipe: Callable[..., Outcome], agent: Agent
-) -> None:
-    """A later green run re-seeds the same canonical: a new snapshot, the same volumes."""
-    before = json.loads((agent.state_dir / RECIPE / "canonical.json").read_text())
-    outcome = run_recipe()
-    after = json.loads((agent.state_dir / RECIPE / "canonical.json").read_text())
-    assert (0, PASS) == (outcome.code, steps(outcome)["promote"]), outcome.log
-    assert before["snapshot_id"] != after["snapshot_id"]
-    assert (before["domain"], "1.1.0+1.1", "clean") == (
-        after["domain"],
-        after["version"],
-        after["volume"],
+    assert ("fail", f"teardown left volume {APP.stack}_data") == (
+        verdicts(run)["teardown"],
+        detail(run, "teardown"),
     )
-
-
-class RefusingPromote:
-    """The real agent adapter, except that promote meets the agent's 409 (volumes in use)."""
-
-    def __init__(self, real: SocketAgent) -> None:
-        self.real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def promote(self, *args: Any) -> dict[str, Any]:
-        raise AgentClientError(409, "volumes still in use after 60s (warm-x_data: holder)")
-
-
-def test_an_agent_refusal_mid_run_is_a_red_run_not_bad_input(
-    seeded: Outcome, run_recipe: Callable[..., Outcome], agent: Agent
-) -> None:
-    """A 409 at promote, after install, tests and teardown: exit 1 with the summary, not 2."""
-    before = agent.fingerprint()
-
-    outcome = run_recipe(agent_adapter=RefusingPromote)
-
-    assert (1, FAIL) == (outcome.code, steps(outcome)["promote"]), outcome.log
-    assert {"install": PASS, "teardown": PASS} == {
-        k: steps(outcome)[k] for k in ("install", "teardown")
-    }
-    assert "verdict   FAIL" in outcome.log
-    result = json.loads((outcome.run.run_dir.parent / "result.json").read_text())
-    assert ("fail", 1) == (result["verdict"], result["exit"])
-    assert before == agent.fingerprint()
-
-
-def test_a_run_tests_the_pinned_sha_though_the_pull_request_moved(
-    seeded: Outcome, run_recipe: Callable[..., Outcome], plugin_recipes: Path
-) -> None:
-    """CCCI_SHA of a harmless head is tested though the PR now points at a crashing one."""
-    repo = plugin_recipes / RECIPE
-    # The latest release as a PR (a comment added): healthy, its tests pass.
-    harmless = _pr_head(repo, 6, {"compose.yml": lambda t: t + "# PR 6\n"})
-    entry, exit_at_once = 'command: ["sh", "/entrypoint.sh"]', 'command: ["sh", "-c", "exit 3"]'
-    _pr_head(repo, 6, {"compose.yml": lambda t: t.replace(entry, exit_at_once)})  # pushed since
-
-    outcome = run_recipe("refs/pull/6/head", sha=harmless)
-
-    assert 0 == outcome.code, outcome.log
-    assert f"commit: {harmless} (pinned by CCCI_SHA)" in outcome.log.splitlines()
-    result = json.loads((outcome.run.run_dir.parent / "result.json").read_text())
-    assert (harmless, True) == (result["commit"], result["sha_pinned"])

@@ -356,7 +356,7 @@ def test_token_errors_are_mapped(
         call(realms, operation)
 
     assert_mapped(caught, "token")
-    assert status == caught.value.status
+    assert status == caught.value.http_status
     assert [("POST", TOKEN_PATH)] == calls(mock)
 
 
@@ -369,7 +369,7 @@ def test_bad_credentials_say_which_settings_to_check(
     with pytest.raises(KeycloakError) as caught:
         realms.create(REALM)
 
-    assert 401 == caught.value.status
+    assert 401 == caught.value.http_status
     assert "CCCI_KEYCLOAK_ADMIN_PASSWORD" in str(caught.value)
     assert "wrong" not in str(caught.value)
 
@@ -410,7 +410,7 @@ def test_admin_errors_are_mapped(
     with pytest.raises(KeycloakError) as caught:
         call(realms, operation)
 
-    assert status == caught.value.status
+    assert status == caught.value.http_status
     assert (REALM if operation != "list" else None) == caught.value.realm
     assert operation == caught.value.operation
     if operation != "list" or caught.value.__cause__ is not None:
@@ -430,7 +430,7 @@ def test_admin_401_is_retried_once_with_a_fresh_token(
         call(realms, operation)
 
     assert_mapped(caught, operation)
-    assert 401 == caught.value.status
+    assert 401 == caught.value.http_status
     assert [method, "POST", method] == [m for m, _ in calls(mock)[1:]]
 
 
@@ -451,7 +451,7 @@ def test_transport_errors_are_mapped(
         call(realms, "create" if operation == "token" else operation)
 
     assert_mapped(caught, operation)
-    assert caught.value.status is None
+    assert caught.value.http_status is None
     assert f"cannot reach Keycloak at {URL}: {type(exc).__name__}" in str(caught.value)
 
 
@@ -519,7 +519,7 @@ def test_failed_delete_after_a_green_run_is_reported(
 
     assert ("delete", 503, REALM) == (
         caught.value.operation,
-        caught.value.status,
+        caught.value.http_status,
         caught.value.realm,
     )
 
@@ -531,7 +531,7 @@ def test_refused_create_deletes_nothing(fake: FakeKeycloak, realms: KeycloakReal
     with pytest.raises(KeycloakError) as caught, run_realm(realms, RECIPE, "a1b2c3"):
         pytest.fail("the run must not start without its realm")
 
-    assert 409 == caught.value.status
+    assert 409 == caught.value.http_status
     assert REALM in fake.realms
     assert [] == fake.events
 
@@ -662,7 +662,7 @@ def test_reap_goes_on_past_a_failed_delete(fake: FakeKeycloak, realms: KeycloakR
 
     assert ("delete", 500, "app-000002") == (
         caught.value.operation,
-        caught.value.status,
+        caught.value.http_status,
         caught.value.realm,
     )
     assert {"master", "app-000002"} == set(fake.realms)

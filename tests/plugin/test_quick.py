@@ -1,208 +1,178 @@
-"""The quick lane end to end, and the WC9 rollback proof, on the real engine and agent."""
+"""The quick lane on the fakes: reattach, upgrade, tests, and a restore whatever happened."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import docker
 import pytest
 
 from ccci_core.names import canonical_app
-from ccci_plugin.report import Status
-from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX
-from tests.images import image_exists
-from tests.plugin.conftest import KNOWN_GOOD_TEST, RECIPE, Agent, Heads, Outcome
+from ccci_core.recipe_meta import RecipeMeta
+from ccci_plugin.context import Run
+from ccci_plugin.errors import Cancelled, CheckFailed
+from ccci_plugin.quick import quick_lane
+from tests.plugin.conftest import FAKE_DOMAIN, LATEST, RECIPE, FakeRecipe, verdicts
+from tests.plugin.fakes import IMAGE, FakeAgent, FakeApps
 
-pytestmark = pytest.mark.docker
-
-CANONICAL = canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX)
-VOLUME = f"{CANONICAL.stack}_data"
-PASS, FAIL = Status.PASS, Status.FAIL
-QUICK_STEPS = ["lease", "reattach", "upgrade", "recipe tests", "restore"]
-
-
-def steps(outcome: Outcome) -> dict[str, Status]:
-    """Return each step's verdict."""
-    return {step.name: step.status for step in outcome.run.report.steps}
+CANONICAL = canonical_app(RECIPE, FAKE_DOMAIN, suffix=len("data"))
+PR = "refs/pull/1/head"
+STEPS = ["reattach", "upgrade", "recipe tests", "restore"]
+PASSING_TEST = "def test_passes():\n    pass\n"
+FAILING_TEST = "def test_fails():\n    assert False\n"
+HEAD_IMAGE = "ccci-test/head:1"
 
 
-@pytest.fixture(scope="module")
-def fallback(run_recipe: Callable[..., Outcome]) -> Outcome:
-    """A quick run before any canonical exists (it falls back to a cold run)."""
-    return run_recipe(Heads.harmless, quick=True)
+@pytest.fixture
+def canonical(fake_agent: FakeAgent, fake_apps: FakeApps) -> dict[str, object]:
+    """RECIPE's canonical: promoted at LATEST, idle and clean, its env on this host."""
+    fake_agent.add_canonical(RECIPE, CANONICAL.domain, LATEST)
+    fake_apps.deployer.envs.add(CANONICAL.domain)
+    return fake_agent.canonicals[RECIPE]
 
 
-@pytest.fixture(scope="module")
-def seeded(fallback: Outcome, run_recipe: Callable[..., Outcome]) -> Outcome:
-    """A green cold run on latest, after the fallback: it seeds the canonical."""
-    outcome = run_recipe()
-    assert 0 == outcome.code, outcome.log
-    return outcome
+@pytest.fixture
+def head(fake_recipe: FakeRecipe, fake_apps: FakeApps) -> str:
+    """The commit of PR, whose services bring an image of their own."""
+    sha = fake_recipe.commit(PR)
+    fake_apps.images_of[sha] = {IMAGE, HEAD_IMAGE}
+    return sha
 
 
-def assert_canonical_at_rest(
-    agent: Agent, docker_client: docker.DockerClient, scratch: Path
+def test_a_pass_restores_the_known_good_and_keeps_the_images(
+    canonical: dict[str, object],
+    head: str,
+    make_run: Callable[..., Run],
+    fake_agent: FakeAgent,
+    fake_apps: FakeApps,
 ) -> None:
-    """The canonical is idle, undeployed, its volume kept and equal to the known-good snapshot."""
-    view = agent.client().get(f"/v1/canonicals/{RECIPE}")
-    assert ("idle", "clean", None) == (view["status"], view["volume"], view["restore_pending"])
-    assert [] == docker_client.services.list(filters={"name": CANONICAL.stack})
-    mountpoint = Path(docker_client.volumes.get(VOLUME).attrs["Mountpoint"])
-    assert agent.volume_equals_snapshot(VOLUME, mountpoint, scratch)
+    """PASS: every step passes, the known-good is restored, the canonical idle, no image removed."""
+    run = make_run(PR, quick=True, recipe_test=PASSING_TEST)
+    quick_lane(run, run.resolve())
 
-
-def test_quick_without_a_canonical_falls_back_to_cold(fallback: Outcome, agent: Agent) -> None:
-    """The first log line says so, the PR is tested cold, and nothing is promoted."""
-    first = fallback.log.splitlines()[0]
-    assert first.startswith(f"cc-ci: quick lane → full cold run (no canonical of {RECIPE}")
-    assert (0, PASS, PASS) == (
-        fallback.code,
-        steps(fallback)["install"],
-        steps(fallback)["teardown"],
+    assert {name: "pass" for name in STEPS} == verdicts(run)
+    assert ["canonical", "attach", "restore"] == fake_agent.calls.verbs()
+    assert (["deploy", "deploy", "undeploy"], None) == (
+        [c[0] for c in fake_apps.deployer.calls],
+        fake_apps.deployer.deployed(CANONICAL),
     )
-    assert "promote" not in steps(fallback)
-    assert not (agent.state_dir / RECIPE).exists()
-    # The summary and the result name the lane that ran, and why it was not the one asked for.
-    reason = f"no canonical of {RECIPE}"
-    assert f"lane      cold (quick asked: {reason})" in fallback.log.splitlines()
-    result = json.loads((fallback.run.run_dir.parent / "result.json").read_text())
-    assert ("cold", "quick", reason) == (result["lane"], result["asked"], result["fallback"])
+    assert ("idle", "clean") == (canonical["status"], canonical["volume"])
+    assert "remove_unused_images" not in fake_apps.calls.verbs()
+    upgrade = run.report.steps[1]
+    assert f"{LATEST} → chaos {head[:8]}, data kept" == upgrade.detail
+    assert f"quick pass: known-good {LATEST} restored; idle, volumes kept" == run.report.canonical
+    assert {"known-good": LATEST, "target": f"chaos {head[:8]} ({PR})"} == run.report.versions
 
 
-def test_quick_pass_keeps_the_known_good(
-    seeded: Outcome,
-    run_recipe: Callable[..., Outcome],
-    agent: Agent,
-    docker_client: docker.DockerClient,
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("misbehave", "failed", "reason"),
+    [
+        ("never_up", "upgrade", f"{CANONICAL.stack} not ready: app keeps failing"),
+        ("loses_data", "upgrade", "the data marker written before the upgrade is gone"),
+        ("fails_tests", "recipe tests", "1 of 1 failed: test_fails"),
+    ],
+    ids=["head-never-up", "head-loses-data", "recipe-test-fails"],
+)
+def test_a_fail_restores_and_removes_the_images_the_head_brought(
+    canonical: dict[str, object],
+    head: str,
+    make_run: Callable[..., Run],
+    fake_agent: FakeAgent,
+    fake_apps: FakeApps,
+    misbehave: str,
+    failed: str,
+    reason: str,
 ) -> None:
-    """PASS: exit 0, registry and snapshot byte-identical, canonical idle with its volume."""
-    before = agent.fingerprint()
-    outcome = run_recipe(Heads.harmless, quick=True)
-    assert (0, QUICK_STEPS) == (outcome.code, list(steps(outcome))), outcome.log
-    assert {PASS} == set(steps(outcome).values())
-    assert before == agent.fingerprint()
-    assert_canonical_at_rest(agent, docker_client, tmp_path)
+    """FAIL: the failed step says why, restore still passes and removes the head's image."""
+    if misbehave == "never_up":
+        fake_apps.never_up.add(head)
+    elif misbehave == "loses_data":
+        fake_apps.loses_data.add(head)
+    run = make_run(PR, quick=True, recipe_test=FAILING_TEST)
+
+    quick_lane(run, run.resolve())
+
+    step = next(s for s in run.report.steps if s.name == failed)
+    assert ("fail", "pass") == (str(step.verdict), verdicts(run)["restore"])
+    assert step.detail.startswith(reason), step.detail
+    assert ["canonical", "attach", "restore"] == fake_agent.calls.verbs()
+    assert ("idle", "clean") == (canonical["status"], canonical["volume"])
+    assert ("remove_unused_images", [HEAD_IMAGE]) == fake_apps.calls[-1]
+    assert run.report.steps[-1].detail.endswith(f"; removed the head's images {HEAD_IMAGE}")
+    assert f"quick fail: known-good {LATEST} restored; idle, volumes kept" == run.report.canonical
 
 
-def test_quick_fail_with_a_bad_image_restores_and_removes_it(
-    seeded: Outcome,
-    run_recipe: Callable[..., Outcome],
-    agent: Agent,
-    docker_client: docker.DockerClient,
-    bad_image: str,
-    tmp_path: Path,
+def test_a_reattach_that_fails_still_restores_and_never_deploys_the_head(
+    canonical: dict[str, object],
+    head: str,
+    make_run: Callable[..., Run],
+    fake_agent: FakeAgent,
+    fake_apps: FakeApps,
+    fake_recipe: FakeRecipe,
 ) -> None:
-    """FAIL: exit 1, known-good intact and restored, redeployable, the head's image gone."""
-    before = agent.fingerprint()
-    outcome = run_recipe(Heads.bad_image, quick=True)
-    assert (1, FAIL, PASS) == (
-        outcome.code,
-        steps(outcome)["upgrade"],
-        steps(outcome)["restore"],
-    ), outcome.log
-    assert before == agent.fingerprint()
-    assert_canonical_at_rest(agent, docker_client, tmp_path)
-    assert not image_exists(bad_image)
-    run = outcome.run
-    with run.checkout(run.catalog.latest(RECIPE)) as known_good:  # type: ignore[arg-type]
-        run.apps.up(CANONICAL, known_good)  # waits until it answers on /version
-    run.apps.deployer.undeploy(CANONICAL)
-    agent.client().post(f"/v1/canonicals/{RECIPE}/restore")
+    """The known-good does not come up: no upgrade step, the restore runs, nothing to remove."""
+    fake_apps.never_up.add(fake_recipe.commit(LATEST))
+    run = make_run(PR, quick=True)
+
+    quick_lane(run, run.resolve())
+
+    assert {"reattach": "fail", "restore": "pass"} == verdicts(run)
+    assert head not in [c[2] for c in fake_apps.deployer.calls if c[0] == "deploy"]
+    assert ("remove_unused_images", []) == fake_apps.calls[-1]
+    assert "restore" == fake_agent.calls[-1][0]
 
 
-def test_quick_fail_after_the_head_migrated_data_restores(
-    seeded: Outcome,
-    run_recipe: Callable[..., Outcome],
-    make_tests_dir: Callable[..., Path],
-    agent: Agent,
-    docker_client: docker.DockerClient,
-    tmp_path: Path,
+def test_a_dirty_canonical_is_restored_before_the_reattach(
+    canonical: dict[str, object], make_run: Callable[..., Run]
 ) -> None:
-    """A head that migrates data and then fails its tests leaves the known-good data behind."""
-    before = agent.fingerprint()
-    outcome = run_recipe(Heads.migrating, quick=True, tests_dir=make_tests_dir(KNOWN_GOOD_TEST))
-    assert (1, FAIL) == (outcome.code, steps(outcome)["recipe tests"]), outcome.log
-    assert before == agent.fingerprint()
-    assert_canonical_at_rest(agent, docker_client, tmp_path)
+    """A canonical some run left dirty: the agent restores first, and the step says so."""
+    canonical["volume"] = "dirty"
+    run = make_run(PR, quick=True)
+
+    quick_lane(run, run.resolve())
+
+    assert f"{LATEST} up (known-good data restored first)" == run.report.steps[0].detail
 
 
-def test_a_pass_that_migrated_data_never_reaches_the_next_reattach(
-    seeded: Outcome,
-    run_recipe: Callable[..., Outcome],
-    make_tests_dir: Callable[..., Path],
-    agent: Agent,
+def test_a_recipe_without_a_marker_checks_no_data(
+    canonical: dict[str, object], head: str, make_run: Callable[..., Run], fake_apps: FakeApps
 ) -> None:
-    """After a PASS whose head migrated data, the next quick run sees known-good data."""
-    migrated = run_recipe(Heads.migrating, quick=True)
-    assert 0 == migrated.code, migrated.log
-    checking = run_recipe(Heads.harmless, quick=True, tests_dir=make_tests_dir(KNOWN_GOOD_TEST))
-    assert (0, PASS) == (checking.code, steps(checking)["recipe tests"]), checking.log
+    """No MARKER_PATH: nothing is written or read, and the upgrade does not claim data kept."""
+    fake_apps.meta = RecipeMeta(RECIPE, {"WARM_CANONICAL": True})
+    run = make_run(PR, quick=True)
+
+    quick_lane(run, run.resolve())
+
+    assert f"{LATEST} → chaos {head[:8]}" == run.report.steps[1].detail
+    assert {} == fake_apps.markers
 
 
-def test_two_quick_runs_on_one_recipe_are_serialised(
-    seeded: Outcome, run_recipe: Callable[..., Outcome], agent: Agent
+def test_a_canonical_gone_while_the_run_waited_stops_before_any_step(
+    make_run: Callable[..., Run], fake_agent: FakeAgent
 ) -> None:
-    """Concurrent quick runs never attach the canonical together; both pass."""
-    before = agent.fingerprint()
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(
-            pool.map(lambda _: run_recipe(Heads.harmless, quick=True, lease_wait=300), range(2))
-        )
-    assert [0, 0] == [r.code for r in runs], [r.log for r in runs]
-    waited = ["another run holds this recipe's canonical" in r.log for r in runs]
-    assert [False, True] == sorted(waited)
-    assert before == agent.fingerprint()
+    """The registry is read again under the lock: no canonical there is a failure, no restore."""
+    run = make_run(PR, quick=True)
+
+    with pytest.raises(CheckFailed, match="disappeared while this run waited"):
+        quick_lane(run, run.resolve())
+
+    assert ([], ["canonical"]) == (run.report.steps, fake_agent.calls.verbs())
 
 
-REALM_TEST = """\"\"\"The recipe's test sees the run's own realm.\"\"\"
-
-import os
-import re
-
-
-def test_realm_is_the_runs():
-    \"\"\"CCCI_REALM is <recipe>-<6hex>.\"\"\"
-    assert re.fullmatch(r"ccci-web-[0-9a-f]{6}", os.environ["CCCI_REALM"])
-"""
-
-
-class FakeRealms:
-    """Realms kept in memory: what a run created and deleted."""
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-        self.deleted: list[str] = []
-
-    def create(self, realm: str) -> None:
-        """Record a created realm."""
-        self.created.append(realm)
-
-    def delete(self, realm: str) -> None:
-        """Record a deleted realm."""
-        self.deleted.append(realm)
-
-    def list(self) -> list[str]:
-        """Return the realms alive."""
-        return [r for r in self.created if r not in self.deleted]
-
-    def exists(self, realm: str) -> bool:
-        """Return whether ``realm`` is alive."""
-        return realm in self.list()
-
-
-def test_a_keycloak_dependent_run_gets_its_own_realm(
-    seeded: Outcome,
-    run_recipe: Callable[..., Outcome],
-    make_tests_dir: Callable[..., Path],
+def test_a_cancel_mid_upgrade_restores_then_stops_the_run(
+    canonical: dict[str, object],
+    head: str,
+    make_run: Callable[..., Run],
+    fake_agent: FakeAgent,
+    fake_apps: FakeApps,
 ) -> None:
-    """DEPS = ["keycloak"]: the run's realm is created, handed to the tests, deleted at the end."""
-    realms = FakeRealms()
-    tests_dir = make_tests_dir(REALM_TEST, meta='DEPS = ["keycloak"]\n')
-    outcome = run_recipe(Heads.harmless, quick=True, tests_dir=tests_dir, realms=realms)
-    realm = f"{RECIPE}-{outcome.run.run_hex}"
-    assert (0, PASS) == (outcome.code, steps(outcome)["realm"]), outcome.log
-    assert ([realm], [realm]) == (realms.created, realms.deleted)
+    """Drone's cancel lands in the head's deploy: restore runs to its end, then Cancelled."""
+    run = make_run(PR, quick=True)
+    run.cancel.requested = "SIGTERM"  # what the handler records before it raises
+    fake_apps.up_raises[head] = Cancelled("cancelled by SIGTERM")
+
+    with pytest.raises(Cancelled):
+        quick_lane(run, run.resolve())
+
+    assert {"reattach": "pass", "upgrade": "fail", "restore": "pass"} == verdicts(run)
+    assert ("idle", "clean") == (canonical["status"], canonical["volume"])
+    assert ("remove_unused_images", [HEAD_IMAGE]) == fake_apps.calls[-1]

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from ccci_plugin.report import RunReport, Status
+from ccci_plugin.report import RunReport, Verdict
 from ccci_plugin.request import RunRequest
 
 
@@ -81,7 +81,7 @@ def test_a_failed_mark_fails_the_run_without_raising(report: RunReport) -> None:
     """Step.fail records a failure the run continues past (teardown still happens)."""
     with report.step("health") as step:
         step.fail("app never became healthy")
-    assert (Status.FAIL, False) == (report.steps[0].status, report.passed)
+    assert (Verdict.FAIL, False) == (report.steps[0].verdict, report.passed)
 
 
 def test_a_stop_outside_any_step_makes_the_run_red(report: RunReport) -> None:
