@@ -34,6 +34,7 @@ _SETTINGS = {
     "agent": "ccci_agent.settings:AgentSettings",
     "reconcile": "ccci_agent.settings:ReconcileSettings",
     "plugin": "ccci_plugin.settings:PluginSettings",
+    "janitor": "ccci_plugin.settings:JanitorSettings",
     "bridge": "ccci_bridge.settings:BridgeSettings",
 }
 

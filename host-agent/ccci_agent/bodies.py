@@ -77,6 +77,7 @@ class LeaseBody(Body):
     realm: str | None = Field(default=None, max_length=80)
     ttl: int = Field(default=DEFAULT_TTL, ge=10, le=MAX_TTL)
     canonical: bool = False  # also lock the recipe's canonical (quick runs, promoting runs)
+    run_hex: str | None = Field(default=None, pattern=r"^[0-9a-f]{6}$")  # names its objects
 
 
 VERSION = r"^[0-9A-Za-z.+_-]{1,200}$"  # checked as a Version where it is used

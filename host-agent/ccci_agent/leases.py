@@ -28,7 +28,7 @@ from typing import Any
 from ccci_core.atomic import write_json
 from ccci_core.errors import InvalidName
 from ccci_core.lanes import RunLane
-from ccci_core.names import realm_name, validate_recipe
+from ccci_core.names import realm_name, validate_hex, validate_recipe
 
 from .alerts import Alerts
 from .errors import LeaseRefused, NotFound, NotLeaseHolder
@@ -114,6 +114,7 @@ class Leases:
         realm: str | None = None,
         ttl: int = DEFAULT_TTL,
         canonical: bool = False,
+        run_hex: str | None = None,
     ) -> dict[str, Any]:
         """Grant a lease, or raise LeaseRefused when ``max_tests`` runs are live.
 
@@ -145,6 +146,7 @@ class Leases:
                 "lane": lane,
                 "realm": realm,
                 "canonical": canonical,
+                "run_hex": None if run_hex is None else validate_hex(run_hex),
                 "ttl": ttl,
                 "acquired": now,
                 "expires": now + ttl,

@@ -166,7 +166,9 @@ def leases() -> Response:
 def acquire() -> tuple[Response, int]:
     """Grant a run lease or refuse it (409) when MAX_TESTS runs are live."""
     body = read(LeaseBody)
-    lease = _services().leases.acquire(body.recipe, body.lane, body.realm, body.ttl, body.canonical)
+    lease = _services().leases.acquire(
+        body.recipe, body.lane, body.realm, body.ttl, body.canonical, run_hex=body.run_hex
+    )
     return jsonify(lease), 201
 
 

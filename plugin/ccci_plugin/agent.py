@@ -30,7 +30,13 @@ class Agent(Protocol):
     """What a run asks of the host agent."""
 
     def acquire(
-        self, recipe: str, lane: RunLane, realm: str | None, ttl: int, canonical: bool
+        self,
+        recipe: str,
+        lane: RunLane,
+        realm: str | None,
+        ttl: int,
+        canonical: bool,
+        run_hex: str | None = None,
     ) -> Lease | None:
         """Return a lease (locking the canonical too if asked), or None while busy."""
 
@@ -65,12 +71,20 @@ class SocketAgent:
         self.client = client
 
     def acquire(
-        self, recipe: str, lane: RunLane, realm: str | None, ttl: int, canonical: bool
+        self,
+        recipe: str,
+        lane: RunLane,
+        realm: str | None,
+        ttl: int,
+        canonical: bool,
+        run_hex: str | None = None,
     ) -> Lease | None:
         """Ask for a lease; None when the host is at MAX_TESTS or the canonical is held."""
         body: dict[str, Any] = {"recipe": recipe, "lane": lane, "ttl": ttl, "canonical": canonical}
         if realm is not None:
             body["realm"] = realm
+        if run_hex is not None:
+            body["run_hex"] = run_hex  # the janitor tells a live run's objects by it
         try:
             granted = self.client.post("/v1/leases", body)
         except AgentClientError as exc:

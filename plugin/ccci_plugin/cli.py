@@ -77,8 +77,55 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _janitor(args: argparse.Namespace) -> int:
+    from ccci_core.agent_client import AgentClient
+    from ccci_core.deploy.errors import DeployError
+    from ccci_core.deploy.swarm import SwarmDeployer
+    from ccci_core.docker_engine import SdkDocker
+    from ccci_core.errors import ConfigError
+    from ccci_core.settings import load
+
+    from .janitor import Janitor
+    from .keycloak import connect
+    from .settings import JanitorSettings
+
+    settings = load(JanitorSettings)
+    try:
+        docker = SdkDocker.from_env(DeployError)
+    except DeployError as exc:
+        raise ConfigError("DOCKER_HOST", exc.message) from exc
+    agent = AgentClient(settings.agent_socket)
+    agent.get("/v1/leases")  # unreachable: exit 2 before anything is touched
+    janitor = Janitor(
+        docker=docker,
+        deployer=SwarmDeployer(docker, settings.apps_dir),
+        base_domain=settings.domain,
+        runs_dir=settings.runs_dir,
+        env_dirs=[settings.apps_dir, settings.abra_dir / "servers" / settings.abra_server],
+        live_leases=lambda: list(agent.get("/v1/leases")["leases"]),
+        realms=connect(settings) if settings.keycloak_url else None,
+        never=settings.infra_stacks(),
+    )
+    swept = janitor.sweep(dry_run=args.dry_run)
+    for line in swept.removed:
+        print(
+            f"removed {line}"
+            if not args.dry_run
+            else f"would remove {line.removesuffix(' (would remove)')}"
+        )
+    for line in swept.kept:
+        print(f"kept {line}")
+    for realm in swept.realms:
+        print(f"realm {realm}" + ("" if args.dry_run else " deleted"))
+    for line in swept.failed:
+        print(f"FAILED {line}")
+    if not (swept.removed or swept.realms or swept.failed):
+        print("janitor: nothing left by dead runs")
+    return 1 if swept.failed else 0
+
+
 def register(sub: Any) -> None:
-    """Add ``cc-ci run``."""
+    """Add ``cc-ci run`` and ``cc-ci janitor``."""
     run = sub.add_parser(
         "run",
         help="perform a CI run of a recipe (what the Drone plugin runs)",
@@ -93,3 +140,11 @@ def register(sub: Any) -> None:
         "--quick", action="store_true", default=None, help="the quick lane ($CCCI_QUICK=1)"
     )
     run.set_defaults(handler=_run)
+    janitor = sub.add_parser(
+        "janitor",
+        help="remove what dead cold runs left (stacks, volumes, secrets, env, run dirs, realms)",
+        description="Never a live run's, a canonical's or live-warm infra's. Exit 0 done, 1 a "
+        "removal failed, 2 bad configuration or the agent not reachable.",
+    )
+    janitor.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    janitor.set_defaults(handler=_janitor)

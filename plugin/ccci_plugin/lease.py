@@ -36,10 +36,11 @@ def held_lease(
     say: Callable[[str], None] = print,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    run_hex: str | None = None,
 ) -> Iterator[Lease]:
     """Yield a lease held until the block ends; raise LeaseUnavailable after ``wait``."""
     deadline = clock() + wait
-    lease = agent.acquire(recipe, lane, realm, ttl, canonical)
+    lease = agent.acquire(recipe, lane, realm, ttl, canonical, run_hex)
     if lease is None:
         say(f"waiting up to {wait:.0f}s for a run lease (the host is at its limit of live runs, or")
         say("another run holds this recipe's canonical)")
@@ -49,7 +50,7 @@ def held_lease(
                 f"no run lease after {wait:.0f}s: other runs hold what this one needs"
             )
         sleep(poll)
-        lease = agent.acquire(recipe, lane, realm, ttl, canonical)
+        lease = agent.acquire(recipe, lane, realm, ttl, canonical, run_hex)
     stop = threading.Event()
 
     def renew() -> None:

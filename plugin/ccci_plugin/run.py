@@ -134,6 +134,7 @@ def hold_lease(run: Run, plan: Plan, *, wait: float) -> Iterator[Lease]:
                     canonical=plan.locks_canonical,
                     wait=wait,
                     say=run.report.say,
+                    run_hex=run.run_hex,
                 )
             )
             locked = " (canonical locked)" if plan.locks_canonical else ""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from ccci_core.names import stack_name
 from ccci_core.settings import BaseUrl, DeploySettings
 
 
@@ -21,3 +22,18 @@ class PluginSettings(DeploySettings):
     keycloak_url: BaseUrl = ""
     keycloak_admin_user: str = "admin"
     keycloak_admin_password: SecretStr = SecretStr("")
+
+
+class JanitorSettings(PluginSettings):
+    """Settings of ``cc-ci janitor``: a run's, plus the infra domains it must never touch."""
+
+    keycloak_domain: str = ""  # "" = warm-keycloak.<CCCI_DOMAIN> (as ``cc-ci reconcile`` reads)
+    traefik_domain: str = ""  # "" = traefik.<CCCI_DOMAIN>
+
+    def infra_stacks(self) -> set[str]:
+        """Return the stacks of the live-warm infra apps on this host."""
+        domains = {
+            self.keycloak_domain or f"warm-keycloak.{self.domain}",
+            self.traefik_domain or f"traefik.{self.domain}",
+        }
+        return {stack_name(domain) for domain in domains}

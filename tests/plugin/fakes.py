@@ -98,7 +98,13 @@ class FakeAgent:
         }
 
     def acquire(
-        self, recipe: str, lane: RunLane, realm: str | None, ttl: int, canonical: bool
+        self,
+        recipe: str,
+        lane: RunLane,
+        realm: str | None,
+        ttl: int,
+        canonical: bool,
+        run_hex: str | None = None,
     ) -> Lease | None:
         """Return a lease, or None while busy (at the limit, or the canonical locked)."""
         self._call("acquire", recipe, lane, realm, ttl, canonical)

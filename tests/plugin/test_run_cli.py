@@ -533,3 +533,66 @@ def test_sigkill_mid_run_leaves_what_a_janitor_recognises(
     # The lease is not released: it is held until its TTL runs out.
     held = leases(agent)
     assert [(RECIPE, "cold")] == [(lease["recipe"], lease["lane"]) for lease in held]
+
+
+def janitor(env: Mapping[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cc-ci janitor`` as its unit does."""
+    return subprocess.run(
+        [sys.executable, "-m", "ccci_core.cli", "janitor", *flags],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.docker
+def test_the_janitor_removes_a_killed_runs_leftovers_once_its_lease_is_gone(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    module_dirs: tuple[Path, Path],
+    agent: Agent,
+    start: Callable[..., Started],
+    reaped: set[str],
+) -> None:
+    """A SIGKILLed run: kept while its lease lives; then stack, volumes, secrets, env, dir go.
+
+    A canonical-shaped volume (``warm-*``) on the same domain is never a candidate.
+    """
+    warm = f"{stack_name('warm-ccci-web.' + BASE_DOMAIN)}_data"
+    docker_client.volumes.create(warm, labels={"com.docker.stack.namespace": warm[:-5]})
+    try:
+        started = start(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
+        run_hex = wait_for_cold_app(docker_client, started)
+        app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
+        reaped.add(app.stack)
+        started.proc.send_signal(signal.SIGKILL)
+        started.wait()
+        [lease] = leases(agent)
+        assert run_hex == lease["run_hex"]  # the lease names the run's objects
+
+        kept = janitor(cli_env)
+        assert (0, "") == (kept.returncode, kept.stderr), kept.stdout + kept.stderr
+        assert f"kept stack {app.stack} (run {run_hex} is live)" in kept.stdout
+        assert engine_objects(docker_client, app.stack)
+
+        AgentClient(agent.socket).delete(f"/v1/leases/{lease['id']}?force=1")  # as if expired
+        runs_dir, apps_dir = module_dirs
+        old = time.time() - 3600
+        for path in [*runs_dir.rglob("*"), runs_dir / f"{RECIPE}-{run_hex}"]:
+            os.utime(path, (old, old), follow_symlinks=False)
+        dry = janitor(cli_env, "--dry-run")
+        assert f"would remove stack {app.stack}" in dry.stdout, dry.stdout + dry.stderr
+        assert engine_objects(docker_client, app.stack)  # a dry run removes nothing
+
+        swept = janitor(cli_env)
+
+        assert (0, "") == (swept.returncode, swept.stderr), swept.stdout + swept.stderr
+        assert [] == engine_objects(docker_client, app.stack), swept.stdout
+        assert ([], []) == (sorted(runs_dir.iterdir()), sorted(apps_dir.iterdir()))
+        assert warm in {v.name for v in docker_client.volumes.list()}
+        assert "janitor: nothing left by dead runs" in janitor(cli_env).stdout
+    finally:
+        docker_client.volumes.get(warm).remove()
