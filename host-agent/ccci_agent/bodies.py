@@ -143,6 +143,12 @@ class ObservedBody(Body):
     last_good: str | None = Field(default=None, pattern=VERSION)
 
 
+class SweepBody(Body):
+    """A sweep's summary, recorded as it is (it is bounded by MAX_BODY)."""
+
+    summary: dict[str, Any]
+
+
 M = TypeVar("M", bound=Body)
 
 

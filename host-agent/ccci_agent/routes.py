@@ -31,6 +31,7 @@ from .bodies import (
     PruneBody,
     SeedBody,
     StepBody,
+    SweepBody,
     read,
     read_optional,
 )
@@ -57,6 +58,7 @@ def status() -> Response:
         max_tests=services.settings.max_tests,
         canonicals=canonicals,
         infra=services.infra.all(),
+        last_sweep=services.sweeps.last(),
         leases=services.leases.listing(),
         alerts=services.alerts.active(),
         disk={
@@ -188,6 +190,12 @@ def release(ident: str) -> tuple[str, int]:
         raise Forbidden("only root may force a lease's release; its holder sends its token")
     _services().leases.release(ident, _lease_token(), force=force == "1")
     return "", 204
+
+
+@v1.post("/sweeps")
+def record_sweep() -> tuple[Response, int]:
+    """Record a nightly sweep's summary (``cc-ci status`` shows the last)."""
+    return jsonify(_services().sweeps.record(read(SweepBody).summary)), 201
 
 
 @v1.get("/infra")

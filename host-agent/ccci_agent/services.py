@@ -18,6 +18,7 @@ from .infra import InfraVersions
 from .leases import Leases
 from .settings import AgentSettings
 from .store import StateDir
+from .sweeps import Sweeps
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class AgentServices:
     alerts: Alerts
     leases: Leases
     infra: InfraVersions
+    sweeps: Sweeps
 
 
 def build_services(settings: AgentSettings, engine: DockerVolumes | None = None) -> AgentServices:
@@ -48,4 +50,5 @@ def build_services(settings: AgentSettings, engine: DockerVolumes | None = None)
         alerts=alerts,
         leases=Leases(state, settings.max_tests, alerts=alerts, realm_guard=infra.realm_guard),
         infra=infra,
+        sweeps=Sweeps(state),
     )

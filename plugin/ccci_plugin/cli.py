@@ -10,11 +10,32 @@ import argparse
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .report import RunReport
+    from .request import RunRequest
+    from .settings import PluginSettings
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ccci_core.settings import load
 
+    from .request import from_drone
+    from .settings import PluginSettings
+
+    request = from_drone(os.environ, recipe=args.recipe, ref=args.ref, quick=args.quick)
+    code, _report = perform_request(request, load(PluginSettings))
+    # The run is over and its result written: a late cancel must not turn exit 1 into a kill.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
+
+
+def perform_request(request: RunRequest, settings: PluginSettings) -> tuple[int, RunReport]:
+    """Wire one run of ``request`` from settings and perform it; return its code and report.
+
+    ``cc-ci run`` and the nightly sweep (one cold run per enrolled recipe) both come here.
+    """
     from ccci_core import recipe_meta
     from ccci_core.agent_client import AgentClient
     from ccci_core.catalog import Catalog
@@ -26,7 +47,6 @@ def _run(args: argparse.Namespace) -> int:
     from ccci_core.docker_engine import SdkDocker
     from ccci_core.errors import ConfigError
     from ccci_core.names import new_run_hex
-    from ccci_core.settings import load
 
     from .agent import SocketAgent
     from .apps import Apps
@@ -34,12 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     from .context import Run
     from .keycloak import connect
     from .report import RunReport
-    from .request import from_drone
     from .run import perform
-    from .settings import PluginSettings
 
-    request = from_drone(os.environ, recipe=args.recipe, ref=args.ref, quick=args.quick)
-    settings = load(PluginSettings)
     meta = recipe_meta.load(settings.tests_dir, request.recipe)
     try:
         client = SdkDocker.from_env(DeployError)
@@ -72,9 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         code = perform(
             run, lease_wait=settings.lease_wait_s, result_file=settings.result_file, realms=realms
         )
-    # The run is over and its result written: a late cancel must not turn exit 1 into a kill.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return code
+    return code, report
 
 
 def _janitor(args: argparse.Namespace) -> int:
