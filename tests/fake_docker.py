@@ -1,8 +1,12 @@
-"""An in-memory :class:`~ccci_core.docker_engine.DockerStacks`: services, tasks and containers.
+"""An in-memory :class:`~ccci_core.docker_engine.DockerStacks` and
+:class:`~ccci_core.docker_engine.DockerPrune`: services, tasks, containers, and what prune sees.
 
 It holds the adapter's own typed values, so decision logic (the health check, the plugin's
-teardown checks) runs against it unchanged. ``tests/core/deploy/test_fake_docker.py`` checks it
-answers like the real adapter does on the real engine.
+teardown checks, the prune) runs against it unchanged. ``tests/core/deploy/test_fake_docker.py``
+checks it answers like the real adapter does on the real engine; for the prune part,
+``tests/core/test_docker_engine.py`` checks it offers the same methods and
+``tests/agent/test_prune.py`` that the engine dates images and containers and keeps an image a
+container uses as the fake models it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from datetime import UTC, datetime
 
 from ccci_core.deploy.errors import DeployError
 from ccci_core.docker_engine import (
+    PRUNE_AGE,
     SERVICE_LABEL,
     STACK_LABEL,
     Container,
     Health,
     ObjectKind,
     Port,
+    Pruned,
+    Reclaimable,
     Service,
     Task,
     spec_key,
@@ -39,6 +46,11 @@ class FakeDocker:
     removing: set[str] = field(default_factory=set)  # containers whose removal is under way
     calls: list[str] = field(default_factory=list)
     made: int = 0  # tasks ever made: a replaced task gets a new id, as in Swarm
+    # What prune sees, by id: its own picture, apart from the services' containers above.
+    stopped: dict[str, Reclaimable] = field(default_factory=dict)
+    dangling: dict[str, Reclaimable] = field(default_factory=dict)  # used_by: container ids
+    build_cache: dict[str, Reclaimable] = field(default_factory=dict)  # created: last used
+    failing: set[str] = field(default_factory=set)  # "containers", "images", "build cache"
 
     # -- building the picture --------------------------------------------------------------------
 
@@ -206,3 +218,41 @@ class FakeDocker:
             return False
         self.images.discard(ref)
         return True
+
+    # -- DockerPrune -------------------------------------------------------------------------------
+
+    def stopped_containers(self) -> list[Reclaimable]:
+        """Return the stopped containers, oldest first."""
+        return sorted(self.stopped.values(), key=lambda r: (r.created, r.id))
+
+    def dangling_images(self) -> list[Reclaimable]:
+        """Return the dangling images, oldest first, with the users that still exist."""
+        return sorted(
+            (replace(r, used_by=self._users(r)) for r in self.dangling.values()),
+            key=lambda r: (r.created, r.id),
+        )
+
+    def prune_containers(self) -> Pruned:
+        """Remove the stopped containers created over PRUNE_AGE ago."""
+        return self._prune("containers", self.stopped)
+
+    def prune_images(self) -> Pruned:
+        """Remove the dangling images created over PRUNE_AGE ago that no container uses."""
+        return self._prune("images", self.dangling)
+
+    def prune_build_cache(self) -> Pruned:
+        """Remove the build cache unused for PRUNE_AGE."""
+        return self._prune("build cache", self.build_cache)
+
+    def _users(self, image: Reclaimable) -> tuple[str, ...]:
+        return tuple(u for u in image.used_by if u in self.stopped or u in self.container_list)
+
+    def _prune(self, kind: str, found: dict[str, Reclaimable]) -> Pruned:
+        self.calls.append(f"prune {kind}")
+        if kind in self.failing:
+            raise DeployError(f"docker: pruning {kind} failed: a prune is already running")
+        cutoff = datetime.now(UTC) - PRUNE_AGE
+        going = [r for r in found.values() if r.created <= cutoff and not self._users(r)]
+        for r in going:
+            del found[r.id]
+        return Pruned(tuple(r.id for r in going), sum(r.size for r in going))

@@ -2,14 +2,18 @@
 
 The base image is a root filesystem holding Debian's static busybox (``busybox-static``) and a
 symlink per applet, ``docker import``ed. Tests derive their recipe images from it with
-``docker build`` (``FROM`` a local image needs no registry).
+``docker build`` (``FROM`` a local image needs no registry). The prune tests load images dated in
+the past from archives built here (:func:`load_dated_image`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import subprocess
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
@@ -50,3 +54,51 @@ def ensure_busybox_image(tag: str = BUSYBOX_IMAGE) -> str:
             timeout=120,
         )
     return tag
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def load_dated_image(marker: str, created: datetime, tag: str | None = None) -> str:
+    """Load a one-layer image whose config dates it ``created``; return its id (``sha256:…``).
+
+    ``docker import`` and ``docker build`` date an image now, and a prune's ``until`` reads that
+    date, so an image "older than 24 h" is made by hand: a ``docker save`` archive (manifest, the
+    config, one layer tar holding a file with ``marker``, so each marker is its own layer), then
+    ``docker load``. Without ``tag`` it is dangling from the start.
+    """
+    layer = _tar({"marker": marker.encode()})
+    when = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": when,
+            "config": {"Cmd": ["/marker"], "Labels": {"ccci.test": marker}},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"],
+            },
+            "history": [{"created": when, "created_by": "cc-ci tests"}],
+        }
+    ).encode()
+    digest = hashlib.sha256(config).hexdigest()
+    manifest = [
+        {"Config": f"{digest}.json", "RepoTags": [tag] if tag else None, "Layers": ["l/layer.tar"]}
+    ]
+    archive = _tar(
+        {
+            f"{digest}.json": config,
+            "l/layer.tar": layer,
+            "manifest.json": json.dumps(manifest).encode(),
+        }
+    )
+    subprocess.run(["docker", "load", "--quiet"], input=archive, check=True, capture_output=True)
+    return f"sha256:{digest}"

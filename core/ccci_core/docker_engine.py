@@ -1,12 +1,15 @@
 """The one adapter to the Docker engine: small protocols, small typed values, one error mapping.
 
 Every component talks to Docker through :class:`SdkDocker` (docker-py underneath), and its
-decision logic through one of two protocols, so an in-memory fake can stand in for the engine:
+decision logic through one of three protocols, so an in-memory fake can stand in for the engine:
 
 - :class:`DockerStacks` — services, tasks, containers and the named objects of a stack: what the
   deployers, the health check and the plugin ask;
 - :class:`DockerVolumes` — volumes, who holds them, and who mounts them while we work: what the
-  host agent asks.
+  host agent asks;
+- :class:`DockerPrune` — stopped containers, dangling images and build cache: what ``cc-ci prune``
+  lists and removes, never younger than :data:`PRUNE_AGE` (the engine's ``until`` filter, set here
+  and nowhere else), never a tagged image, a volume or a network.
 
 Every failure of docker-py (a ``DockerException``, or the transport's ``requests`` errors that it
 lets through when the daemon goes away) becomes the error class the component passes in
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -43,6 +46,8 @@ DONE = frozenset({"exited", "dead", "created"})  # container states that hold no
 ObjectKind = Literal["volume", "secret", "config", "network"]
 _VOLUME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 _WATCH_FILTERS = {"type": ["volume", "container"], "event": ["mount", "start"]}
+PRUNE_AGE = timedelta(hours=24)  # nothing younger is ever pruned (the design's invariant 9)
+_PRUNE_UNTIL = f"{PRUNE_AGE // timedelta(hours=1)}h"  # PRUNE_AGE as a Go duration: "24h"
 
 T = TypeVar("T")
 ErrorFactory = Callable[[str], CcciError]
@@ -147,6 +152,27 @@ class MountWatch:
         return bool(self.mounts)
 
 
+@dataclass(frozen=True)
+class Reclaimable:
+    """A stopped container or a dangling image: what a prune removes once it is old enough."""
+
+    id: str
+    name: str  # a container's name; an image's short id
+    # What the engine's ``until`` compares: when it was created (an image: its config's date),
+    # not when it stopped or lost its tag.
+    created: datetime
+    size: int  # bytes: a container's writable layer; an image's, shared layers included
+    used_by: tuple[str, ...] = ()  # an image: the containers (running or not) made from it
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one prune removed (ids) and the space the engine says it freed."""
+
+    removed: tuple[str, ...] = ()
+    space: int = 0
+
+
 def timestamp(text: str | None) -> datetime:
     """Parse Docker's RFC 3339 timestamps (nanoseconds, ``Z``); missing is the distant past."""
     if not text:
@@ -232,6 +258,29 @@ class DockerVolumes(Protocol):
         """Remove a volume."""
 
 
+class DockerPrune(Protocol):
+    """What ``cc-ci prune`` asks of Docker: what is stopped or dangling, and to prune it.
+
+    Each prune removes only what was created (build cache: last used) over :data:`PRUNE_AGE` ago.
+    There is no way here to prune a tagged image, a volume or a network.
+    """
+
+    def stopped_containers(self) -> list[Reclaimable]:
+        """Return the containers that hold no process (created, exited, dead), oldest first."""
+
+    def dangling_images(self) -> list[Reclaimable]:
+        """Return the untagged images no other image builds on, oldest first, with their users."""
+
+    def prune_containers(self) -> Pruned:
+        """Remove the stopped containers created over PRUNE_AGE ago."""
+
+    def prune_images(self) -> Pruned:
+        """Remove the dangling images created over PRUNE_AGE ago that no container uses."""
+
+    def prune_build_cache(self) -> Pruned:
+        """Remove the build cache unused for PRUNE_AGE (not ``--all``: dangling records only)."""
+
+
 # -- holders ---------------------------------------------------------------------------------
 
 
@@ -288,20 +337,21 @@ def mount_holds(mount: Mapping[str, Any], volume: Volume) -> bool:
 
 
 class SdkDocker:
-    """The real engine through docker-py; implements :class:`DockerStacks` and
-    :class:`DockerVolumes`, raising ``error`` for every failure."""
+    """The real engine through docker-py; implements :class:`DockerStacks`,
+    :class:`DockerVolumes` and :class:`DockerPrune`, raising ``error`` for every failure."""
 
     def __init__(self, client: Any, error: ErrorFactory) -> None:
         self._client = client
         self._error = error
 
     @classmethod
-    def from_env(cls, error: ErrorFactory) -> SdkDocker:
-        """Connect to the engine named by ``DOCKER_HOST`` (default: the local socket)."""
+    def from_env(cls, error: ErrorFactory, *, timeout: int = 60) -> SdkDocker:
+        """Connect to the engine named by ``DOCKER_HOST`` (default: the local socket); each call
+        may take ``timeout`` seconds (docker-py's default, 60; a prune may need more)."""
         import docker
 
         try:
-            return cls(docker.from_env(), error)
+            return cls(docker.from_env(timeout=timeout), error)
         except docker.errors.DockerException as exc:
             raise error(f"cannot reach the Docker engine: {exc}") from exc
 
@@ -555,8 +605,108 @@ class SdkDocker:
         """Remove a volume."""
         self._call("volume rm", lambda: self._client.volumes.get(name).remove())
 
+    # -- prune ---------------------------------------------------------------------------------
+
+    def stopped_containers(self) -> list[Reclaimable]:
+        """Return the containers that hold no process (created, exited, dead), oldest first."""
+        found = self._call(
+            "listing stopped containers",
+            lambda: self._client.api.containers(
+                all=True, size=True, filters={"status": sorted(DONE)}
+            ),
+        )
+        return sorted(
+            (
+                Reclaimable(
+                    id=str(c["Id"]),
+                    name=_container_name(c),
+                    created=_unix(c.get("Created")),
+                    size=int(c.get("SizeRw") or 0),
+                )
+                for c in found
+            ),
+            key=lambda r: (r.created, r.id),
+        )
+
+    def dangling_images(self) -> list[Reclaimable]:
+        """Return the untagged images no other image builds on, oldest first, with their users."""
+        # Without all=True the engine leaves out intermediate images (another image builds on
+        # them), as its prune does.
+        images = self._call(
+            "listing dangling images",
+            lambda: self._client.api.images(filters={"dangling": True}),
+        )
+        containers = self._call(
+            "listing what uses images", lambda: self._client.api.containers(all=True)
+        )
+        users: dict[str, list[str]] = {}
+        for c in containers:
+            users.setdefault(str(c.get("ImageID", "")), []).append(str(c["Id"]))
+        return sorted(
+            (
+                Reclaimable(
+                    id=str(i["Id"]),
+                    name=str(i["Id"]).removeprefix("sha256:")[:12],
+                    created=_unix(i.get("Created")),
+                    size=int(i.get("Size") or 0),
+                    used_by=tuple(sorted(users.get(str(i["Id"]), ()))),
+                )
+                for i in images
+            ),
+            key=lambda r: (r.created, r.id),
+        )
+
+    def prune_containers(self) -> Pruned:
+        """Remove the stopped containers created over PRUNE_AGE ago."""
+        answer = self._call(
+            "pruning stopped containers",
+            lambda: self._client.api.prune_containers(filters={"until": _PRUNE_UNTIL}),
+        )
+        return Pruned(_ids(answer.get("ContainersDeleted")), int(answer.get("SpaceReclaimed") or 0))
+
+    def prune_images(self) -> Pruned:
+        """Remove the dangling images created over PRUNE_AGE ago that no container uses."""
+        listed = self._call(
+            "listing dangling images",
+            lambda: self._client.api.images(filters={"dangling": True}, quiet=True),
+        )
+        # dangling=true is what keeps every tagged image (no --all): the local store is the cache.
+        answer = self._call(
+            "pruning dangling images",
+            lambda: self._client.api.prune_images(
+                filters={"dangling": True, "until": _PRUNE_UNTIL}
+            ),
+        )
+        # The engine lists each deleted image, then the layers it freed: keep the images. One that
+        # turned dangling between the two calls is left out of the list, not of the space.
+        deleted = _ids(d.get("Deleted") for d in answer.get("ImagesDeleted") or ())
+        images = set(map(str, listed))
+        return Pruned(
+            tuple(d for d in deleted if d in images),
+            int(answer.get("SpaceReclaimed") or 0),
+        )
+
+    def prune_build_cache(self) -> Pruned:
+        """Remove the build cache unused for PRUNE_AGE (not ``--all``: dangling records only)."""
+        answer = self._call(
+            "pruning build cache",
+            lambda: self._client.api.prune_builds(filters={"until": _PRUNE_UNTIL}),
+        )
+        return Pruned(_ids(answer.get("CachesDeleted")), int(answer.get("SpaceReclaimed") or 0))
+
 
 # -- reading docker's JSON into the typed values ------------------------------------------------
+
+
+def _unix(seconds: object) -> datetime:
+    """Read a Unix time in seconds (the list endpoints' ``Created``); missing is the past."""
+    if not isinstance(seconds, int | float):
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _ids(values: Iterable[object] | None) -> tuple[str, ...]:
+    return tuple(str(v) for v in values or () if v)
 
 
 def _service(attrs: Mapping[str, Any]) -> Service:

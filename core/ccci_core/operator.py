@@ -43,7 +43,8 @@ def _infra_line(infra: dict[str, Any]) -> str:
     return text
 
 
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
+    """Return a byte count as people read it: ``512 B``, ``1.4 MB``, ``2.5 GB`` (powers of 1000)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -78,7 +79,7 @@ def render_status(status: dict[str, Any]) -> str:
                 c.get("version", "?"),
                 c.get("status", "?"),
                 volume,
-                _size(snap["size"]) if snap else "-",
+                human_size(snap["size"]) if snap else "-",
                 _age(snap["age_seconds"]) if snap else "-",
             ]
         )
@@ -100,8 +101,8 @@ def render_status(status: dict[str, Any]) -> str:
     for key in ("/", "state_dir"):
         d = disk[key]
         if "percent" in d:
-            lines.append(f"DISK  {d['path']}  {d['percent']}% used, {_size(d['free'])} free")
-    lines.append(f"SNAPSHOTS  {_size(disk['snapshots_bytes'])} in {status['state_dir']}")
+            lines.append(f"DISK  {d['path']}  {d['percent']}% used, {human_size(d['free'])} free")
+    lines.append(f"SNAPSHOTS  {human_size(disk['snapshots_bytes'])} in {status['state_dir']}")
     return "\n".join(lines)
 
 
@@ -146,7 +147,7 @@ def _canonical(args: argparse.Namespace) -> int:
 def _snapshot(args: argparse.Namespace) -> int:
     data = _client(args).post(f"/v1/canonicals/{validate_recipe(args.app)}/snapshot")
     snap = data["snapshot"]
-    _print(data, args.json, f"{args.app}: snapshot {snap['id']} ({_size(snap['size'])})")
+    _print(data, args.json, f"{args.app}: snapshot {snap['id']} ({human_size(snap['size'])})")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``cc-ci agent serve`` and ``cc-ci reconcile``: the privileged host side.
+"""``cc-ci agent serve``, ``cc-ci reconcile`` and ``cc-ci prune``: the privileged host side.
 
 Top-level imports: stdlib and the core only (every install builds the parser); the agent's own
 dependencies (flask, gunicorn, docker) are imported inside ``agent serve``.
@@ -40,8 +40,14 @@ def _reconcile(args: argparse.Namespace) -> int:
     return reconcile(args)
 
 
+def _prune(args: argparse.Namespace) -> int:
+    from .prune import command
+
+    return command(dry_run=args.dry_run)
+
+
 def register(sub: Any) -> None:
-    """Add ``agent serve`` and ``reconcile``."""
+    """Add ``agent serve``, ``reconcile`` and ``prune``."""
     agent = sub.add_parser("agent", help="run the host agent")
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
     serve = agent_sub.add_parser(
@@ -72,3 +78,14 @@ def register(sub: Any) -> None:
         help="apply --to V although the gate holds it (you migrated); the health gate still runs",
     )
     reconcile.set_defaults(handler=_reconcile)
+
+    prune = sub.add_parser(
+        "prune",
+        help="free disk: stopped containers, dangling images and build cache older than 24 h",
+        description="Only when / is at or above CCCI_PRUNE_THRESHOLD percent used and no run is "
+        "in flight (the host agent says). Never a tagged image, a volume or a network. Exit 0 "
+        "pruned or nothing to do, 1 a removal failed, 2 bad configuration or the agent "
+        "unreachable.",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="show what would go, remove nothing")
+    prune.set_defaults(handler=_prune)

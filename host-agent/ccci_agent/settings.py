@@ -1,4 +1,4 @@
-"""The host agent's settings."""
+"""The host side's settings: the agent, ``cc-ci reconcile`` and ``cc-ci prune``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from ccci_core.errors import ConfigError, InvalidName
 from ccci_core.names import validate_base_domain, validate_recipe
-from ccci_core.settings import DeploySettings, HostSettings
+from ccci_core.settings import DeploySettings, HostSettings, SocketSettings
 
 
 class AgentSettings(HostSettings):
@@ -60,3 +60,10 @@ class ReconcileSettings(DeploySettings):
             return validate_base_domain(value, "domain")
         except ConfigError as exc:
             raise ValueError(exc.reason) from exc
+
+
+class PruneSettings(SocketSettings):
+    """Settings of ``cc-ci prune``: the agent's socket (is a run in flight?) and when to act."""
+
+    # Percent of / used at or above which prune acts (0: whatever the disk says).
+    prune_threshold: int = Field(default=80, ge=0, le=100)

@@ -153,7 +153,13 @@ PLUGIN_READS = {
 }
 
 
-@pytest.mark.parametrize(("component", "reads"), [("agent", AGENT_READS), ("plugin", PLUGIN_READS)])
+PRUNE_READS = {"CCCI_AGENT_SOCKET", "CCCI_PRUNE_THRESHOLD"}
+
+
+@pytest.mark.parametrize(
+    ("component", "reads"),
+    [("agent", AGENT_READS), ("plugin", PLUGIN_READS), ("prune", PRUNE_READS)],
+)
 def test_config_shows_every_setting_a_component_reads(
     capsys: pytest.CaptureFixture[str], component: str, reads: set[str]
 ) -> None:
