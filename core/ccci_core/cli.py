@@ -33,6 +33,7 @@ _COMPONENT_CLIS = ("ccci_plugin.cli", "ccci_agent.cli", "ccci_bridge.cli")
 _SETTINGS = {
     "agent": "ccci_agent.settings:AgentSettings",
     "reconcile": "ccci_agent.settings:ReconcileSettings",
+    "sweep": "ccci_agent.sweep_cli:SweepSettings",
     "prune": "ccci_agent.settings:PruneSettings",
     "plugin": "ccci_plugin.settings:PluginSettings",
     "janitor": "ccci_plugin.settings:JanitorSettings",

@@ -46,6 +46,12 @@ def _prune(args: argparse.Namespace) -> int:
     return command(dry_run=args.dry_run)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep_cli import sweep
+
+    return sweep(args)
+
+
 def register(sub: Any) -> None:
     """Add ``agent serve``, ``reconcile`` and ``prune``."""
     agent = sub.add_parser("agent", help="run the host agent")
@@ -89,3 +95,12 @@ def register(sub: Any) -> None:
     )
     prune.add_argument("--dry-run", action="store_true", help="show what would go, remove nothing")
     prune.set_defaults(handler=_prune)
+    sweep = sub.add_parser(
+        "sweep",
+        help="the nightly job: infra forward, a cold run of every enrolled recipe, clean up",
+        description="Skips while a run is in flight. Exit 0 when the sweep ran (red recipes are "
+        "results), 1 when a step of its own broke, 2 bad configuration.",
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="say what would run, change nothing")
+    sweep.add_argument("--json", action="store_true", help="print the summary as one object")
+    sweep.set_defaults(handler=_sweep)

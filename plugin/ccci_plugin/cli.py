@@ -10,7 +10,7 @@ import argparse
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from .report import RunReport
@@ -31,10 +31,13 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def perform_request(request: RunRequest, settings: PluginSettings) -> tuple[int, RunReport]:
+def perform_request(
+    request: RunRequest, settings: PluginSettings, out: TextIO | None = None
+) -> tuple[int, RunReport]:
     """Wire one run of ``request`` from settings and perform it; return its code and report.
 
-    ``cc-ci run`` and the nightly sweep (one cold run per enrolled recipe) both come here.
+    ``cc-ci run`` and the nightly sweep (one cold run per enrolled recipe) both come here; the
+    run's log goes to ``out`` (default stdout).
     """
     from ccci_core import recipe_meta
     from ccci_core.agent_client import AgentClient
@@ -70,7 +73,7 @@ def perform_request(request: RunRequest, settings: PluginSettings) -> tuple[int,
     else:
         deployer, checkouts = SwarmDeployer(client, settings.apps_dir), run_dir / "recipes"
     realms = connect(settings, recipe=request.recipe) if "keycloak" in meta["DEPS"] else None
-    report = RunReport(request, sys.stdout)
+    report = RunReport(request, out if out is not None else sys.stdout)
     with Cancellation(report.say) as cancel:
         run = Run(
             request=request,

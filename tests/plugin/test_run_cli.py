@@ -21,7 +21,7 @@ import pytest
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.stack import live_stacks
 from ccci_core.docker_engine import SECRET_OWNER
-from ccci_core.names import cold_app, run_hex_of, stack_name
+from ccci_core.names import canonical_app, cold_app, run_hex_of, stack_name
 from tests.agent_server import ROOT
 from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX, _reap, stacks
 from tests.plugin.conftest import RECIPE, Agent, agent_server
@@ -596,3 +596,62 @@ def test_the_janitor_removes_a_killed_runs_leftovers_once_its_lease_is_gone(
         assert "janitor: nothing left by dead runs" in janitor(cli_env).stdout
     finally:
         docker_client.volumes.get(warm).remove()
+
+
+def sweep(env: Mapping[str, str], *flags: str) -> tuple[int, dict[str, Any], str]:
+    """Run ``cc-ci sweep --json`` as its timer does; return the code, the summary, stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ccci_core.cli", "sweep", "--json", *flags],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
+
+
+@pytest.fixture
+def promoting_agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
+    """An agent of its own for a run that promotes; the canonical it makes is reaped after."""
+    try:
+        with agent_server() as running:
+            yield running
+    finally:
+        _reap(docker_client, canonical_app(RECIPE, BASE_DOMAIN, suffix=SUFFIX).stack)
+
+
+@pytest.mark.docker
+def test_the_nightly_sweep_skips_under_a_run_then_promotes_the_enrolled_recipe(
+    cli_env: dict[str, str],
+    promoting_agent: Agent,
+    reaped: set[str],
+) -> None:
+    """A live lease: skipped, nothing runs. Then: a real cold run on latest that promotes.
+
+    The infra recipes are not in this catalog: both reconciles are reported, the sweep goes on.
+    """
+    agent = promoting_agent
+    env = cli_env | {"CCCI_SWEEP_YIELD_S": "0", "CCCI_AGENT_SOCKET": str(agent.socket)}
+    client = AgentClient(agent.socket)
+    held = client.post("/v1/leases", {"recipe": RECIPE, "lane": "cold"})
+    code, skipped, err = sweep(env)
+    assert (0, []) == (code, skipped["recipes"]), err
+    assert f"run {held['id']} ({RECIPE}, cold) is in flight" in skipped["skipped"]
+    client.delete(f"/v1/leases/{held['id']}?force=1")
+
+    code, summary, err = sweep(env)
+
+    assert (0, []) == (code, summary["broken"]), err
+    [result] = summary["recipes"]
+    assert (RECIPE, "pass", True) == (result["recipe"], result["result"], result["promoted"]), (
+        result
+    )
+    assert {"traefik", "keycloak"} == set(summary["infra"])
+    assert all(o.startswith("not reconciled: ") for o in summary["infra"].values())
+    canonical = client.get(f"/v1/canonicals/{RECIPE}")
+    assert "1.1.0+1.1" == canonical["version"]  # latest of the test recipe
+    last = client.get("/v1/status")["last_sweep"]
+    assert (RECIPE, "pass") == (last["recipes"][0]["recipe"], last["recipes"][0]["result"])
+    assert [] == leases(agent)
