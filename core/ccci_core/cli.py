@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, operator
+from . import __version__, operator, relay
 from .catalog import gate_notes, versions_of
 from .errors import BadInput, CcciError
 from .gate import Action, decide
@@ -35,6 +35,7 @@ _SETTINGS = {
     "reconcile": "ccci_agent.settings:ReconcileSettings",
     "plugin": "ccci_plugin.settings:PluginSettings",
     "bridge": "ccci_bridge.settings:BridgeSettings",
+    "relay": "ccci_core.settings:RelaySettings",
 }
 
 
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(handler=_config)
 
     operator.register(sub)
+    relay.register(sub)
     for name in _COMPONENT_CLIS:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name).register(sub)
