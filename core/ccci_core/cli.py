@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__, operator
+from . import __version__, operator, relay
 from .catalog import gate_notes, versions_of
 from .errors import BadInput, CcciError
 from .gate import Action, decide
@@ -38,6 +38,7 @@ _SETTINGS = {
     "plugin": "ccci_plugin.settings:PluginSettings",
     "janitor": "ccci_plugin.settings:JanitorSettings",
     "bridge": "ccci_bridge.settings:BridgeSettings",
+    "relay": "ccci_core.settings:RelaySettings",
 }
 
 
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(handler=_config)
 
     operator.register(sub)
+    relay.register(sub)
     for name in _COMPONENT_CLIS:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name).register(sub)

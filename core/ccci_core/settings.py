@@ -5,6 +5,7 @@ Each deployable has one settings class (agent, plugin, bridge) built only in its
 
     CcciSettings                the base: ``CCCI_`` prefix, secrets from files, ``redacted()``
     ├── SocketSettings          ``agent_socket``: all the operator commands read
+    │   ├── RelaySettings       + where ``cc-ci relay`` delivers alerts (a Matrix room, a webhook)
     │   └── HostSettings        + ``domain``: what the agent and the plugin both read
     │       ├── AgentSettings   (ccci_agent.settings)
     │       └── DeploySettings  + recipes, their tests, the deployer, abra, the probe
@@ -13,17 +14,26 @@ Each deployable has one settings class (agent, plugin, bridge) built only in its
 
 A secret field ``foo`` (typed ``SecretStr``) can be given as ``CCCI_FOO`` or as a path in
 ``CCCI_FOO_FILE`` (systemd credentials, Docker secrets); giving both is refused as ambiguous.
-:data:`BaseUrl` is the one URL type (the bridge's Drone and forges, the plugin's Keycloak).
+:data:`BaseUrl` is the one URL type (the bridge's Drone and forges, the plugin's Keycloak, the
+relay's homeserver).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -125,6 +135,73 @@ class SocketSettings(CcciSettings):
     """Where the host agent listens (it binds, clients connect): all the operator commands read."""
 
     agent_socket: Path = Path("/run/ci-warm/agent.sock")
+
+
+_ROOM_ID_RE = re.compile(r"![^\s]{1,254}")  # ``!opaque:server`` (room version 12: ``!opaque``)
+
+
+def _webhook_url(value: str) -> str:
+    """Return ``value`` if it is an ``http(s)://host…`` URL (a query is allowed, a fragment not)."""
+    problem = "expected an http:// or https:// URL with a host and no fragment or space"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(problem) from exc
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "#" in value
+        or any(c.isspace() for c in value)
+    ):
+        raise ValueError(problem)
+    return value
+
+
+class RelaySettings(SocketSettings):
+    """Where ``cc-ci relay`` delivers alerts: a Matrix room, a JSON webhook, both or neither.
+
+    The Matrix room is configured by all three of its settings or none; the webhook's URL is a
+    secret (a hookshot URL is its own credential).
+    """
+
+    matrix_homeserver: BaseUrl = ""
+    matrix_room: str = Field(default="", validate_default=True)
+    matrix_token: SecretStr = Field(default=SecretStr(""), validate_default=True)
+    alert_webhook_url: SecretStr = SecretStr("")
+
+    @field_validator("matrix_room")
+    @classmethod
+    def _room(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            if info.data.get("matrix_homeserver"):
+                raise ValueError("required when CCCI_MATRIX_HOMESERVER is set")
+            return value
+        if value.startswith("#"):
+            raise ValueError(
+                "a room alias; give the room ID (!…), e.g. Element: Room settings → Advanced"
+            )
+        if not _ROOM_ID_RE.fullmatch(value):
+            raise ValueError("expected a room ID: '!' and up to 254 characters, no space")
+        if not info.data.get("matrix_homeserver"):
+            raise ValueError("set, but CCCI_MATRIX_HOMESERVER is not")
+        return value
+
+    @field_validator("matrix_token")
+    @classmethod
+    def _token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        given = bool(value.get_secret_value())
+        if info.data.get("matrix_homeserver") and not given:
+            raise ValueError("required when CCCI_MATRIX_HOMESERVER is set")
+        if given and not info.data.get("matrix_homeserver"):
+            raise ValueError("set, but CCCI_MATRIX_HOMESERVER is not")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        return SecretStr(_webhook_url(url)) if url else value
 
 
 class HostSettings(SocketSettings):

@@ -3,7 +3,8 @@
 An alert's id is derived from its key, so raising the same condition again while its alert is
 active (the same held upgrade, every reconcile) finds it and creates nothing. Acknowledging moves
 it to ``seen/<id>-<utc-ts>.json`` (every acknowledgement of a key is kept); the key raised after
-that is a new occurrence and alerts again.
+that is a new occurrence (same id, another ``ts``) and alerts again. The relay acknowledges with
+the ``ts`` it delivered, so an occurrence raised meanwhile is never archived undelivered.
 
 A corrupt state file (an alert here, the leases, an infra record) is moved aside by
 ``store.quarantine`` and reported as a ``state-corrupt`` alert naming it; the agent serves on.
@@ -21,7 +22,7 @@ from typing import Any
 from ccci_core.atomic import fsync_dir, write_json
 from ccci_core.errors import CcciError, InvalidName
 
-from .errors import NotFound
+from .errors import Conflict, NotFound
 from .store import StateDir, read_json_or_quarantine
 from .warmsnap import now_iso
 
@@ -140,8 +141,12 @@ class Alerts:
         paths = sorted(self.state.alerts.glob("*.json"))
         return [self.state.peek_json(p, "alerts", self._report_locked, is_alert) for p in paths]
 
-    def ack(self, ident: str) -> dict[str, Any]:
-        """Move an active alert to ``seen/<id>-<utc-ts>.json``; return it."""
+    def ack(self, ident: str, ts: str | None = None) -> dict[str, Any]:
+        """Move an active alert to ``seen/<id>-<utc-ts>.json``; return it.
+
+        With ``ts``, only the occurrence raised then (what a relay delivered): a newer one of the
+        same key is refused as a Conflict and stays active.
+        """
         validate_alert_id(ident)
         seen = self.state.alerts / "seen"
         with self.state.lock("alerts"):
@@ -149,6 +154,12 @@ class Alerts:
             alert = self._read(source)
             if alert is None:
                 raise NotFound(f"no active alert {ident}", id=ident)
+            if ts is not None and alert["ts"] != ts:
+                raise Conflict(
+                    f"alert {ident} was raised again at {alert['ts']} (not the occurrence of {ts})",
+                    id=ident,
+                    ts=alert["ts"],
+                )
             seen.mkdir(mode=0o750, parents=True, exist_ok=True)
             stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
             target, n = seen / f"{ident}-{stamp}.json", 1

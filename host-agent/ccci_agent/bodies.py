@@ -69,6 +69,12 @@ class AlertBody(Body):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class AckBody(Body):
+    """Acknowledge an alert only if the active one is the occurrence raised at ``ts``."""
+
+    ts: str = Field(min_length=1, max_length=64)
+
+
 class LeaseBody(Body):
     """Ask for a run lease."""
 

@@ -4,7 +4,7 @@
     ├── BadInput (core)         HTTP 400 / exit 2; names refused by ``ccci_core.names`` land here
     └── AgentError              ``status`` is the HTTP status the API answers with
         ├── NotFound            404: no such canonical, snapshot, alert or lease
-        ├── Conflict            409: the volume is in use, a restore is pending, the app is deployed
+        ├── Conflict            409: volume in use, restore pending, app deployed, alert re-raised
         ├── LeaseRefused        409: MAX_TESTS live runs already hold a lease (``held`` lists them)
         ├── SnapshotCorrupt     500: a manifest or a tar does not verify (an alert is raised)
         ├── StateCorrupt        500: a state file cannot be read (``path``; reported, alerted)

@@ -19,6 +19,7 @@ from ccci_core.errors import BadInput
 from ccci_core.names import validate_infra
 
 from .bodies import (
+    AckBody,
     AlertBody,
     BeginBody,
     EndBody,
@@ -154,8 +155,12 @@ def raise_alert() -> tuple[Response, int]:
 
 @v1.post("/alerts/<ident>/ack")
 def ack(ident: str) -> Response:
-    """Acknowledge an alert (it moves to ``alerts/seen/``; its key may alert again)."""
-    return jsonify(_services().alerts.ack(ident))
+    """Acknowledge an alert (it moves to ``alerts/seen/``; its key may alert again).
+
+    With ``{"ts"}`` only that occurrence: one raised since (another ``ts``) is refused with 409.
+    """
+    body = read_optional(AckBody)
+    return jsonify(_services().alerts.ack(ident, ts=None if body is None else body.ts))
 
 
 @v1.get("/leases")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ccci_agent.alerts import Alerts
-from ccci_agent.errors import NotFound
+from ccci_agent.errors import Conflict, NotFound
 from ccci_agent.store import StateDir, read_json
 from ccci_core.errors import InvalidName
 
@@ -41,6 +41,22 @@ def test_a_new_occurrence_after_an_ack_alerts_again(state: StateDir) -> None:
 
     assert (True, first["id"]) == (created, again["id"])
     assert ["held again"] == [a["message"] for a in alerts.active()]
+
+
+def test_ack_with_a_ts_archives_only_that_occurrence(state: StateDir) -> None:
+    """A relay acks what it delivered: an occurrence raised since is refused and stays active."""
+    alerts = Alerts(state)
+    first, _ = alerts.raise_("infra-held", "keycloak", "hold:26", "held", {})
+    alerts.ack(first["id"])
+    again, _ = alerts.raise_("infra-held", "keycloak", "hold:26", "held again", {})
+    (state.alerts / f"{again['id']}.json").write_text(
+        (state.alerts / f"{again['id']}.json").read_text().replace(again["ts"], "2099-01-01")
+    )  # raised at another second than the first
+
+    with pytest.raises(Conflict):
+        alerts.ack(first["id"], ts=first["ts"])
+    assert ["held again"] == [a["message"] for a in alerts.active()]
+    assert "held again" == alerts.ack(first["id"], ts="2099-01-01")["message"]
 
 
 def test_every_acknowledgement_of_a_key_is_kept(state: StateDir) -> None:

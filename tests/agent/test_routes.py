@@ -168,6 +168,34 @@ def test_alert_round_trip(client: FlaskClient) -> None:
     assert [] == client.get("/v1/alerts").get_json()["alerts"]
 
 
+def test_ack_of_one_occurrence_refuses_another(client: FlaskClient) -> None:
+    """With ``{"ts"}`` the ack archives only that occurrence: another ts is a 409, kept active."""
+    body = {"kind": "infra-held", "app": "keycloak", "key": "hold:26", "message": "held"}
+    alert = client.post("/v1/alerts", json=body).get_json()
+    route = f"/v1/alerts/{alert['id']}/ack"
+
+    other = client.post(route, json={"ts": "2000-01-01T00:00:00+00:00"})
+    assert (409, "Conflict", alert["ts"]) == (
+        other.status_code,
+        other.get_json()["error"],
+        other.get_json()["details"]["ts"],
+    )
+    assert [alert] == client.get("/v1/alerts").get_json()["alerts"]
+    assert 200 == client.post(route, json={"ts": alert["ts"]}).status_code
+    assert [] == client.get("/v1/alerts").get_json()["alerts"]
+
+
+@pytest.mark.parametrize("body", [{"ts": ""}, {"ts": 5}, {"when": "x"}])
+def test_ack_refuses_a_malformed_body(client: FlaskClient, body: dict[str, Any]) -> None:
+    """An ack body holds one non-empty ts string, nothing else (400, still active)."""
+    created = client.post(
+        "/v1/alerts", json={"kind": "infra-held", "key": "hold:26", "message": "held"}
+    ).get_json()
+
+    assert 400 == client.post(f"/v1/alerts/{created['id']}/ack", json=body).status_code
+    assert 1 == len(client.get("/v1/alerts").get_json()["alerts"])
+
+
 @pytest.mark.parametrize(
     "relative", ["_leases.json", "alerts/0123456789abcdef.json", "_infra/keycloak.json"]
 )

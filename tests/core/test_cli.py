@@ -154,11 +154,23 @@ PLUGIN_READS = {
 
 
 PRUNE_READS = {"CCCI_AGENT_SOCKET", "CCCI_PRUNE_THRESHOLD"}
+RELAY_READS = {
+    "CCCI_AGENT_SOCKET",
+    "CCCI_MATRIX_HOMESERVER",
+    "CCCI_MATRIX_ROOM",
+    "CCCI_MATRIX_TOKEN",
+    "CCCI_ALERT_WEBHOOK_URL",
+}
 
 
 @pytest.mark.parametrize(
     ("component", "reads"),
-    [("agent", AGENT_READS), ("plugin", PLUGIN_READS), ("prune", PRUNE_READS)],
+    [
+        ("agent", AGENT_READS),
+        ("plugin", PLUGIN_READS),
+        ("prune", PRUNE_READS),
+        ("relay", RELAY_READS),
+    ],
 )
 def test_config_shows_every_setting_a_component_reads(
     capsys: pytest.CaptureFixture[str], component: str, reads: set[str]
@@ -217,16 +229,14 @@ _LACKS = {
     "plugin": ["flask", "werkzeug", "gunicorn"],
     "bridge": ["docker", "keycloak", "yaml"],
     "agent": ["keycloak"],
+    "core": ["requests", "flask", "werkzeug", "gunicorn", "docker", "keycloak", "yaml"],  # bare
 }
 _BLOCKED_RUN = """
 import sys
 for name in sys.argv[1].split(","):
     sys.modules[name] = None  # an import of it raises ImportError, as if not installed
 from ccci_core.cli import main
-try:
-    main(sys.argv[2:])
-except SystemExit as exc:
-    sys.exit(exc.code)
+sys.exit(main(sys.argv[2:]))
 """
 
 
@@ -235,10 +245,15 @@ except SystemExit as exc:
     [
         ("plugin", ["--help"]),
         ("plugin", ["run", "--help"]),
+        ("plugin", ["relay", "--help"]),
         ("bridge", ["--help"]),
         ("bridge", ["bridge", "serve", "--help"]),
+        ("bridge", ["relay", "--help"]),
         ("agent", ["--help"]),
         ("agent", ["agent", "serve", "--help"]),
+        ("agent", ["relay", "--help"]),
+        ("core", ["--help"]),
+        ("core", ["relay", "--help"]),
     ],
 )
 def test_each_install_builds_the_parser_without_the_others_dependencies(
@@ -253,3 +268,20 @@ def test_each_install_builds_the_parser_without_the_others_dependencies(
     )
     assert (0, "") == (done.returncode, done.stderr), done.stderr
     assert "usage: cc-ci" in done.stdout
+
+
+def test_relay_without_requests_says_what_to_install(tmp_path: Path) -> None:
+    """A bare core install has no requests: a configured relay says so in one line, exit 2."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BLOCKED_RUN, ",".join(_LACKS["core"]), "relay"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "CCCI_ALERT_WEBHOOK_URL": "https://hooks.example.org/x"},
+    )
+    said = "cc-ci: relay needs requests (pip install 'cc-ci[agent]'): "
+    assert (2, True, 1) == (
+        done.returncode,
+        done.stderr.startswith(said),
+        len(done.stderr.splitlines()),
+    )
