@@ -8,7 +8,8 @@
    others; ``CCCI_MAX_TESTS`` is the agent's; a run of a person's that holds a lease when the next
    recipe is due stops the sweep from starting more (the skipped ones are listed).
 4. ``prune-stale``: the warm data of canonicals no longer enrolled goes.
-5. The janitor, then the disk use of ``/`` and of the state dir.
+5. The janitor, the alert relay (every active alert to the room/webhook), then the disk use of
+   ``/`` and of the state dir.
 6. A summary: per recipe the result, duration, promoted or not, why skipped — as a table, as JSON
    with ``--json``, and recorded with the agent (``cc-ci status`` shows the last).
 
@@ -77,6 +78,7 @@ class Summary:
     recipes: list[RecipeResult] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     janitor: list[str] = field(default_factory=list)
+    relayed: list[str] = field(default_factory=list)
     disk: dict[str, Any] = field(default_factory=dict)
     broken: list[str] = field(default_factory=list)  # the sweep's own steps that failed
 
@@ -93,6 +95,7 @@ class Summary:
             "recipes": [r.to_dict() for r in self.recipes],
             "pruned": list(self.pruned),
             "janitor": list(self.janitor),
+            "relay": list(self.relayed),
             "disk": dict(self.disk),
             "broken": list(self.broken),
             "exit": self.exit_code,
@@ -124,6 +127,7 @@ class Sweep:
     reconcile: Reconcile
     run_recipe: RunRecipe
     janitor: Callable[[bool], list[str]]  # dry_run -> what it removed (or would)
+    relay: Callable[[bool], tuple[int, list[str]]] = lambda dry_run: (0, [])  # exit, lines
     say: Callable[[str], None] = print
     sleep: Callable[[float], None] = time.sleep
     yield_s: float = YIELD
@@ -172,6 +176,7 @@ class Sweep:
             summary.recipes.append(self.run_recipe(recipe))
         self._own(summary, "prune-stale", lambda: self._prune(summary, enrolled, dry_run))
         self._own(summary, "janitor", lambda: summary.janitor.extend(self.janitor(dry_run)))
+        self._own(summary, "relay", lambda: self._relay(summary, dry_run))
         self._own(summary, "disk", lambda: summary.disk.update(self.agent.disk()))
         if not dry_run:
             self._own(summary, "record", lambda: self.agent.record(summary.to_dict()))
@@ -183,6 +188,13 @@ class Sweep:
             return
         answer = self.agent.prune_stale(enrolled)
         summary.pruned.extend(str(r) for r in answer.get("pruned", []))
+
+    def _relay(self, summary: Summary, dry_run: bool) -> None:
+        """Deliver the alerts (the sweep's own and every other): undelivered is a broken step."""
+        code, lines = self.relay(dry_run)
+        summary.relayed.extend(lines)
+        if code != 0:
+            raise CcciError(f"{lines[-1] if lines else 'relay failed'} (alerts stay active)")
 
     def _own(self, summary: Summary, step: str, act: Callable[[], object]) -> None:
         """Run one of the sweep's own steps; a failure is recorded and the sweep goes on."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from ccci_core import recipe_meta
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.errors import RecipeMetaError
 from ccci_core.names import validate_recipe
-from ccci_core.settings import load
+from ccci_core.settings import RelaySettings, load
 from ccci_plugin.report import Verdict
 from ccci_plugin.request import RunRequest
 from ccci_plugin.settings import JanitorSettings
@@ -26,8 +27,8 @@ from .settings import ReconcileSettings
 from .sweep import RecipeResult, Summary, Sweep
 
 
-class SweepSettings(ReconcileSettings, JanitorSettings):
-    """What ``cc-ci sweep`` reads: a run's settings, the reconciles' and the janitor's."""
+class SweepSettings(ReconcileSettings, JanitorSettings, RelaySettings):
+    """What ``cc-ci sweep`` reads: a run's settings, the reconciles', the janitor's, the relay's."""
 
     sweep_yield_s: float = Field(default=6.0, ge=0, le=600)  # left between recipes for people
 
@@ -154,12 +155,27 @@ def _run(
         ).sweep(dry_run=dry)
         return [f"janitor: {line}" for line in swept.removed + swept.realms + swept.failed]
 
+    def relay(dry: bool) -> tuple[int, list[str]]:
+        from ccci_core.relay import AgentAlerts, build_targets, preview
+        from ccci_core.relay import relay as deliver
+
+        targets = build_targets(settings)
+        if not targets:
+            return 0, ["relay: no target configured; alerts stay active (cc-ci alerts)"]
+        lines: list[str] = []
+        source = AgentAlerts(agent.client)
+        code = (preview if dry else deliver)(
+            source, targets, host=socket.gethostname(), out=lines.append
+        )
+        return code, lines
+
     return Sweep(
         agent=agent,
         enrolled=lambda: enrolled(settings),
         reconcile=reconcile,
         run_recipe=lambda recipe: run_recipe(settings, recipe, sys.stderr if quiet else sys.stdout),
         janitor=janitor,
+        relay=relay,
         say=say,
         yield_s=settings.sweep_yield_s,
     ).run(dry_run=dry_run)

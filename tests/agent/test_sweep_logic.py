@@ -138,3 +138,19 @@ def test_dry_run_reconciles_runs_and_records_nothing(recipes: list[str]) -> None
     assert [("skipped", "dry run")] * len(recipes) == [
         (r.result, r.detail) for r in summary.recipes
     ]
+
+
+def test_the_relay_runs_after_the_janitor_and_an_undelivered_alert_breaks_the_sweep() -> None:
+    """Alerts are delivered by the sweep; a delivery failure is exit 1, the record still made."""
+    sweep, fake, log = make(["a"], {})
+    sweep.relay = lambda dry: (
+        log.append(f"relay dry={dry}"),
+        (1, ["relay: 0 delivered, 1 failed"]),
+    )[1]  # type: ignore[func-returns-value]
+    summary = sweep.run()
+    assert ["janitor dry=False", "relay dry=False", "record"] == log[-3:]
+    assert (1, ["relay: relay: 0 delivered, 1 failed (alerts stay active)"]) == (
+        summary.exit_code,
+        summary.broken,
+    )
+    assert ["relay: 0 delivered, 1 failed"] == fake.recorded[0]["relay"]
