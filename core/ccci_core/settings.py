@@ -112,7 +112,14 @@ def _base_url(value: str) -> str:
     """
     if not value:
         return value
-    problem = "expected an http:// or https:// URL with a host and no query, fragment or space"
+    return _http_url(value, query=False).rstrip("/")
+
+
+def _http_url(value: str, *, query: bool) -> str:
+    """Return ``value`` if it is ``http(s)://host[:port][/path]`` (and ``?query`` if allowed)."""
+    forbidden = "#" if query else "?#"
+    what = "no fragment or space" if query else "no query, fragment or space"
+    problem = f"expected an http:// or https:// URL with a host and {what}"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -121,10 +128,10 @@ def _base_url(value: str) -> str:
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
-        or any(c in "?#" or c.isspace() for c in value)
+        or any(c in forbidden or c.isspace() for c in value)
     ):
         raise ValueError(problem)
-    return value.rstrip("/")
+    return value
 
 
 # A base URL others are joined to (``f"{url}/api/..."``); "" where the setting is optional = unset.
@@ -142,20 +149,7 @@ _ROOM_ID_RE = re.compile(r"![^\s]{1,254}")  # ``!opaque:server`` (room version 1
 
 def _webhook_url(value: str) -> str:
     """Return ``value`` if it is an ``http(s)://host…`` URL (a query is allowed, a fragment not)."""
-    problem = "expected an http:// or https:// URL with a host and no fragment or space"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise ValueError(problem) from exc
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or "#" in value
-        or any(c.isspace() for c in value)
-    ):
-        raise ValueError(problem)
-    return value
+    return _http_url(value, query=True)
 
 
 class RelaySettings(SocketSettings):
