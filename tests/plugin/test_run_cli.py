@@ -23,8 +23,9 @@ from ccci_core.deploy.stack import live_stacks
 from ccci_core.docker_engine import SECRET_OWNER
 from ccci_core.names import canonical_app, cold_app, run_hex_of, stack_name
 from tests.agent_server import ROOT
-from tests.deploy_fixtures import BASE_DOMAIN, SUFFIX, _reap, stacks
-from tests.plugin.conftest import RECIPE, Agent, agent_server
+from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, SUFFIX, _reap, build_recipe_repo, stacks
+from tests.gitrepo import commit
+from tests.plugin.conftest import RECIPE, Agent, _digests, agent_server
 
 DRONE_PREFIXES = ("CCCI_", "PLUGIN_", "DRONE_")
 DRONE_PARAMETERS = {"RECIPE", "REF"}
@@ -623,35 +624,86 @@ def promoting_agent(docker_client: docker.DockerClient) -> Iterator[Agent]:
 
 
 @pytest.mark.docker
-def test_the_nightly_sweep_skips_under_a_run_then_promotes_the_enrolled_recipe(
+def test_the_sweep_promotes_green_keeps_a_red_canonical_and_yields_to_a_person(
     cli_env: dict[str, str],
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    plugin_tests_dir: Path,
     promoting_agent: Agent,
     reaped: set[str],
 ) -> None:
-    """A live lease: skipped, nothing runs. Then: a real cold run on latest that promotes.
+    """A live lease skips the sweep. Sweep 1: both recipes green, both promote. Then ccci-red's
+    latest crashes.
 
-    The infra recipes are not in this catalog: both reconciles are reported, the sweep goes on.
+    Sweep 2, with a person's run leasing during ccci-red's run: ccci-red is red and its canonical
+    byte-identical; ccci-web is not started, and the summary says why.
     """
-    agent = promoting_agent
-    env = cli_env | {"CCCI_SWEEP_YIELD_S": "0", "CCCI_AGENT_SOCKET": str(agent.socket)}
-    client = AgentClient(agent.socket)
-    held = client.post("/v1/leases", {"recipe": RECIPE, "lane": "cold"})
-    code, skipped, err = sweep(env)
-    assert (0, []) == (code, skipped["recipes"]), err
-    assert f"run {held['id']} ({RECIPE}, cold) is in flight" in skipped["skipped"]
-    client.delete(f"/v1/leases/{held['id']}?force=1")
+    agent, red = promoting_agent, "ccci-red"
+    recipes, tests_dir = tmp_path / "recipes", tmp_path / "tests"
+    build_recipe_repo(RECIPES / RECIPE, recipes / RECIPE)
+    build_recipe_repo(RECIPES / RECIPE, recipes / red)
+    shutil.copytree(plugin_tests_dir / RECIPE, tests_dir / RECIPE)
+    shutil.copytree(plugin_tests_dir / RECIPE, tests_dir / red)
+    env = cli_env | {
+        "CCCI_RECIPES_DIR": str(recipes),
+        "CCCI_TESTS_DIR": str(tests_dir),
+        "CCCI_AGENT_SOCKET": str(agent.socket),
+        "CCCI_SWEEP_YIELD_S": "0",
+    }
+    try:
+        client = AgentClient(agent.socket)
+        held = client.post("/v1/leases", {"recipe": RECIPE, "lane": "cold"})
+        code, skipped, err = sweep(env)
+        assert (0, []) == (code, skipped["recipes"]), err
+        assert f"run {held['id']} ({RECIPE}, cold) is in flight" in skipped["skipped"]
+        client.delete(f"/v1/leases/{held['id']}?force=1")
 
-    code, summary, err = sweep(env)
+        code, first, err = sweep(env)
+        # The infra recipes are not in this catalog: both are reported, the sweep goes on.
+        assert all(o.startswith("not reconciled: ") for o in first["infra"].values())
+        assert "1.1.0+1.1" == client.get(f"/v1/canonicals/{RECIPE}")["version"]
+        assert (0, [(red, "pass", True), (RECIPE, "pass", True)]) == (
+            code,
+            [(r["recipe"], r["result"], r["promoted"]) for r in first["recipes"]],
+        ), err
+        canonical = agent.state_dir / red
+        before = _digests(canonical)
+        compose = (recipes / red / "compose.yml").read_text()
+        crashing = compose.replace("1.1.0+1.1", "1.2.0+1.2").replace(
+            'command: ["sh", "/entrypoint.sh"]', 'command: ["sh", "-c", "exit 3"]'
+        )
+        commit(recipes / red, {"compose.yml": crashing}, "a release that crashes", tag="1.2.0+1.2")
 
-    assert (0, []) == (code, summary["broken"]), err
-    [result] = summary["recipes"]
-    assert (RECIPE, "pass", True) == (result["recipe"], result["result"], result["promoted"]), (
-        result
-    )
-    assert {"traefik", "keycloak"} == set(summary["infra"])
-    assert all(o.startswith("not reconciled: ") for o in summary["infra"].values())
-    canonical = client.get(f"/v1/canonicals/{RECIPE}")
-    assert "1.1.0+1.1" == canonical["version"]  # latest of the test recipe
-    last = client.get("/v1/status")["last_sweep"]
-    assert (RECIPE, "pass") == (last["recipes"][0]["recipe"], last["recipes"][0]["result"])
-    assert [] == leases(agent)
+        err_path = tmp_path / "sweep.err"
+        with err_path.open("w") as errors:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ccci_core.cli", "sweep", "--json"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+            while proc.poll() is None and f"recipe {red}" not in err_path.read_text():
+                time.sleep(0.1)
+            person = AgentClient(agent.socket).post(
+                "/v1/leases", {"recipe": "other", "lane": "cold"}
+            )
+            out, _ = proc.communicate()
+        second = json.loads(out)
+        AgentClient(agent.socket).delete(f"/v1/leases/{person['id']}?force=1")
+
+        assert 0 == proc.returncode, err_path.read_text()[-3000:]
+        by_recipe = {r["recipe"]: r for r in second["recipes"]}
+        assert ("fail", False) == (by_recipe[red]["result"], by_recipe[red]["promoted"])
+        assert by_recipe[red]["detail"].startswith("install"), by_recipe[red]
+        assert ("skipped", f"run {person['id']} (other) arrived: the sweep yields") == (
+            by_recipe[RECIPE]["result"],
+            by_recipe[RECIPE]["detail"],
+        )
+        assert before == _digests(canonical)  # the red run left the known-good alone
+        last = client.get("/v1/status")["last_sweep"]
+        assert [red, RECIPE] == [r["recipe"] for r in last["recipes"]]
+        assert [] == leases(agent)
+    finally:
+        _reap(docker_client, canonical_app(red, BASE_DOMAIN, suffix=SUFFIX).stack)
