@@ -30,7 +30,7 @@ from ccci_core.deploy.protocol import Deployer
 from ccci_core.docker_engine import DockerStacks, ObjectKind
 from ccci_core.names import CANONICAL_PREFIX, AppName, run_hex_of, stack_name
 
-from .keycloak import Realms, reap_orphans
+from .keycloak import Realms, orphan_realms, reap_orphans
 
 _RUN_DIR_RE = re.compile(r"(?P<recipe>[a-z0-9][a-z0-9-]*)-(?P<hex>[0-9a-f]{6})")
 GRACE = 600.0  # a lease's TTL: a run dir younger than this may belong to a run about to lease
@@ -211,14 +211,8 @@ class Janitor:
             return self._protected(self.live_leases())[0] | running
 
         if dry_run:
-            hexes = live_hexes()
-            return [f"{r} (would delete)" for r in realms.list() if _orphan(r, hexes)]
+            return [f"{r} (would delete)" for r in orphan_realms(realms.list(), live_hexes())]
         return reap_orphans(realms, live_hexes)
-
-
-def _orphan(realm: str, live: Collection[str]) -> bool:
-    match = _RUN_DIR_RE.fullmatch(realm)
-    return match is not None and match["hex"] not in live
 
 
 def _newest_mtime(path: Path) -> float:

@@ -25,7 +25,7 @@ realm and Keycloak's HTTP status (None when Keycloak was not reached or answered
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -254,6 +254,24 @@ def run_realm(realms: Realms, recipe: str, run_hex: str) -> Iterator[str]:
     log.info("realm %s deleted", realm)
 
 
+def orphan_realms(
+    names: Iterable[str], live: Collection[str], recipes: Collection[str] | None = None
+) -> list[str]:
+    """Return the run realms (``<recipe>-<6hex>``) among ``names`` whose hex is not ``live``.
+
+    With ``recipes``, only those of these recipes.
+    """
+    orphans = []
+    for realm in names:
+        if not _is_run_realm(realm):
+            continue
+        recipe, run_hex = parse_realm(realm)
+        if run_hex in live or (recipes is not None and recipe not in recipes):
+            continue
+        orphans.append(realm)
+    return orphans
+
+
 def reap_orphans(
     realms: Realms,
     live_hexes: Collection[str] | Callable[[], Collection[str]],
@@ -268,14 +286,7 @@ def reap_orphans(
     """
     names = realms.list()
     live = set(live_hexes() if callable(live_hexes) else live_hexes)
-    orphans = []
-    for realm in names:
-        if not _is_run_realm(realm):
-            continue
-        recipe, run_hex = parse_realm(realm)
-        if run_hex in live or (recipes is not None and recipe not in recipes):
-            continue
-        orphans.append(realm)
+    orphans = orphan_realms(names, live, recipes)
     deleted: list[str] = []
     failed: list[tuple[str, KeycloakError]] = []
     for realm in sorted(orphans):
