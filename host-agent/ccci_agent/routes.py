@@ -80,7 +80,8 @@ def _disk(path: Path) -> dict[str, Any]:
         "total": usage.total,
         "used": usage.used,
         "free": usage.free,
-        "percent": round(100 * usage.used / usage.total, 1) if usage.total else 0.0,
+        # As ``df`` (and ``cc-ci prune``) count it: 100 when nothing is left to write.
+        "percent": round(100 * usage.used / (usage.used + usage.free), 1) if usage.total else 0.0,
     }
 
 

@@ -111,19 +111,24 @@ def sweep(args: argparse.Namespace) -> int:
         summary = _run(settings, agent, say, dry_run=args.dry_run, quiet=quiet)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
-        return summary.exit_code
-    for line in ["", *summary.table()]:
-        print(line)
-    for app, outcome in summary.infra.items():
-        print(f"infra {app}: {outcome}")
-    for line in summary.pruned + summary.janitor:
-        print(line)
-    for where, use in summary.disk.items():
-        if isinstance(use, dict) and "used_percent" in use:
-            print(f"disk {where}: {use['used_percent']}% used")
-    for line in summary.broken:
-        print(f"BROKEN {line}")
+    else:
+        for line in summary_lines(summary):
+            print(line)
     return summary.exit_code
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    """Return the sweep's end as people read it: the table, infra, clean-up, disk, breakage."""
+    if summary.skipped:
+        return []  # the sweep said why as it skipped
+    lines = ["", *summary.table()]
+    lines += [f"infra {app}: {outcome}" for app, outcome in summary.infra.items()]
+    lines += summary.pruned + summary.janitor + summary.relayed
+    for where, use in summary.disk.items():
+        if isinstance(use, dict) and "percent" in use:
+            lines.append(f"disk {where} ({use.get('path', '?')}): {use['percent']}% used")
+    lines += [f"BROKEN {line}" for line in summary.broken]
+    return lines
 
 
 def _run(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ccci_agent.sweep import RecipeResult, Sweep
+from ccci_agent.sweep_cli import summary_lines
 from ccci_core.errors import CcciError
 
 
@@ -38,7 +39,7 @@ class FakeAgent:
         self.recorded.append(summary)
 
     def disk(self) -> dict[str, Any]:
-        return {"/": {"used_percent": 42}}
+        return {"/": {"path": "/", "percent": 42.0}}
 
 
 def make(
@@ -154,3 +155,14 @@ def test_the_relay_runs_after_the_janitor_and_an_undelivered_alert_breaks_the_sw
         summary.broken,
     )
     assert ["relay: 0 delivered, 1 failed"] == fake.recorded[0]["relay"]
+
+
+def test_the_summary_people_read_names_each_recipe_infra_clean_up_and_disk() -> None:
+    """The table, the infra outcomes, what was cleaned, and how full the disk is."""
+    sweep, _, _ = make(["a", "b"], {"b": "fail"})
+    lines = summary_lines(sweep.run())
+    assert any(line.startswith("a       pass") for line in lines), lines
+    assert any(line.startswith("b       fail") for line in lines), lines
+    assert "infra traefik: traefik: no-op" in lines
+    assert "janitor: removed stack x" in lines
+    assert "disk / (/): 42.0% used" in lines
