@@ -331,13 +331,3 @@ class InfraVersions:
             self._held_by(self._read(name), token)
         with self.state.lock(f"infra-{name}"):
             return self._warmsnap().restore(name)
-
-    def record(self, name: str, version: str, *, healthy: bool) -> dict[str, Any]:
-        """Record that ``version`` of ``name`` runs; a healthy one becomes the last-good."""
-        version = str(Version.parse(version))
-        with self.state.lock(LOCK):
-            record = self._read(name)
-            record["version"] = version
-            if healthy:
-                record["last_good"] = version
-            return self._public(self._write(name, record))

@@ -17,11 +17,20 @@ from ccci_agent.store import StateDir
 from ccci_core.errors import InvalidName, VersionError
 
 
-def test_unhealthy_version_keeps_the_last_good(state: StateDir) -> None:
-    """A version that failed its health check runs, but the last-good stays the previous one."""
+def test_a_failed_version_runs_but_the_last_good_stays(state: StateDir) -> None:
+    """A reconcile that ends failed records what runs; the last-good stays the previous one."""
     infra = InfraVersions(state)
-    infra.record("keycloak", "10.0.0+25.0.1", healthy=True)
-    record = infra.record("keycloak", "10.1.0+25.0.2", healthy=False)
+    infra.observed("keycloak", "10.0.0+25.0.1", "10.0.0+25.0.1")
+    token = infra.begin(
+        "keycloak",
+        current="10.0.0+25.0.1",
+        target="10.1.0+25.0.2",
+        guard_realms=False,
+        live_leases=[],
+    )["token"]
+    record = infra.end(
+        "keycloak", token, outcome="failed", running="10.1.0+25.0.2", last_good="10.0.0+25.0.1"
+    )
     assert ("10.1.0+25.0.2", "10.0.0+25.0.1") == (record["version"], record["last_good"])
     assert [record] == infra.all()
 
@@ -30,14 +39,14 @@ def test_unhealthy_version_keeps_the_last_good(state: StateDir) -> None:
 def test_bad_names_and_versions_are_refused(state: StateDir, name: str, version: str) -> None:
     """Names and versions are validated before a file is written."""
     with pytest.raises((InvalidName, VersionError)):
-        InfraVersions(state).record(name, version, healthy=True)
-    assert [] == list(state.infra.iterdir())
+        InfraVersions(state).observed(name, version, version)
+    assert not state.infra.exists() or [] == list(state.infra.iterdir())
 
 
 def test_corrupt_record_is_moved_aside_and_the_rest_listed(state: StateDir) -> None:
     """A truncated infra record reads as never recorded, is moved aside and alerted."""
     infra = InfraVersions(state)
-    kept = infra.record("keycloak", "10.0.0+25.0.1", healthy=True)
+    kept = infra.observed("keycloak", "10.0.0+25.0.1", "10.0.0+25.0.1")
     (state.infra / "traefik.json").write_text('{"name": "traefik", "vers')
 
     assert [kept] == infra.all()
@@ -45,7 +54,7 @@ def test_corrupt_record_is_moved_aside_and_the_rest_listed(state: StateDir) -> N
     [moved] = state.infra.glob("traefik.json.corrupt-*")
     [alert] = Alerts(state).active()
     assert ("state-corrupt", str(moved)) == (alert["kind"], alert["details"]["moved_to"])
-    record = infra.record("traefik", "3.0.0+3.1", healthy=True)
+    record = infra.observed("traefik", "3.0.0+3.1", "3.0.0+3.1")
     assert "3.0.0+3.1" == record["last_good"]
 
 
