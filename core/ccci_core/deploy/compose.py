@@ -81,6 +81,27 @@ def escape_tree(node: Any) -> Any:
     return node
 
 
+class _QuotedStrings(yaml.SafeDumper):
+    """A dumper that double-quotes every string.
+
+    PyYAML writes ``752e0145`` (a commit's first 8 digits) bare, as YAML 1.1 reads it as a string;
+    docker's loader reads YAML 1.2, where it is a float (``7.52e+147``). Quoted, a string stays one.
+    """
+
+
+def _quoted(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+
+
+_QuotedStrings.add_representer(str, _quoted)
+
+
+def dump_tree(tree: Mapping[str, Any]) -> str:
+    """Return the compose file ``docker stack deploy`` reads for ``tree`` (``$`` escaped, every
+    string quoted), so it reads back exactly the tree we rendered."""
+    return yaml.dump(escape_tree(dict(tree)), Dumper=_QuotedStrings, sort_keys=False)
+
+
 def compose_files(env: Mapping[str, str]) -> list[str]:
     """Return the compose files the app uses (``COMPOSE_FILE``, colon-separated, in the recipe)."""
     names = [n for n in env.get("COMPOSE_FILE", DEFAULT_COMPOSE).split(":") if n]

@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..atomic import write_text
 from ..catalog import Checkout
 from ..docker_engine import SECRET_OWNER, DockerStacks
@@ -172,7 +170,7 @@ class SwarmDeployer(StackQueries):
         self._ensure_secrets(app, needed)
         stack_file = checkout.path / STACK_FILE
         # Escape "$" so the CLI does not interpolate again what we already substituted.
-        write_text(stack_file, yaml.safe_dump(compose.escape_tree(tree), sort_keys=False))
+        write_text(stack_file, compose.dump_tree(tree))
         try:
             # Images are local or pinned: never ask a registry to resolve them.
             self._docker(

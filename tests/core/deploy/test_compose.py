@@ -141,3 +141,26 @@ def test_escape_tree_survives_dockers_second_interpolation(tmp_path: Path) -> No
     loaded = StackConfig().load(tmp_path, ["compose.yml"], {"HOME": "/root"})
 
     assert command == loaded["services"]["app"]["command"]
+
+
+@pytest.mark.docker
+def test_the_stack_file_reads_back_in_dockers_yaml_as_we_wrote_it(tmp_path: Path) -> None:
+    """Strings that YAML 1.2 would read as numbers or booleans stay strings through docker.
+
+    ``752e0145`` is a commit prefix the chaos label carries: written bare, docker's loader reads it
+    as the float 7.52e+147 (seen on a real run).
+    """
+    labels = {"chaos": "752e0145", "a": "1e5", "b": "0x1F", "c": "true", "d": "012", "e": "~"}
+    ports = [{"target": 80, "published": 8080, "protocol": "tcp", "mode": "host"}]
+    tree = {
+        "version": "3.8",
+        "services": {
+            "app": {"image": "img:1", "ports": ports, "deploy": {"labels": labels, "replicas": 2}}
+        },
+    }
+    (tmp_path / "compose.yml").write_text(compose.dump_tree(tree))
+
+    loaded = StackConfig().load(tmp_path, ["compose.yml"], {})["services"]["app"]
+
+    assert labels == loaded["deploy"]["labels"]
+    assert (2, 8080) == (loaded["deploy"]["replicas"], int(loaded["ports"][0]["published"]))
