@@ -183,6 +183,9 @@ class Sweep:
         return summary
 
     def _prune(self, summary: Summary, enrolled: list[str], dry_run: bool) -> None:
+        if not enrolled:  # a wrong CCCI_TESTS_DIR must not drop every canonical's data
+            summary.pruned.append("prune-stale skipped: no recipe is enrolled")
+            return
         if dry_run:
             summary.pruned.append(f"would prune canonicals not in {enrolled}")
             return

@@ -16,6 +16,7 @@ from pydantic import Field
 from ccci_core import recipe_meta
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.errors import RecipeMetaError
+from ccci_core.errors import ConfigError
 from ccci_core.names import validate_recipe
 from ccci_core.settings import RelaySettings, load
 from ccci_plugin.report import Verdict
@@ -60,7 +61,7 @@ def enrolled(settings: SweepSettings) -> list[str]:
     """Return the recipes with ``WARM_CANONICAL = True`` that the catalog holds, sorted."""
     found: list[str] = []
     if not settings.tests_dir.is_dir():
-        return found
+        raise ConfigError("CCCI_TESTS_DIR", f"{settings.tests_dir} is not a directory")
     for folder in sorted(settings.tests_dir.iterdir()):
         if not (folder / recipe_meta.FILENAME).is_file():
             continue

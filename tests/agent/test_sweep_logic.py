@@ -166,3 +166,11 @@ def test_the_summary_people_read_names_each_recipe_infra_clean_up_and_disk() -> 
     assert "infra traefik: traefik: no-op" in lines
     assert "janitor: removed stack x" in lines
     assert "disk / (/): 42.0% used" in lines
+
+
+def test_nothing_enrolled_never_prunes_every_canonical() -> None:
+    """An empty enrolment (a wrong tests dir) skips prune-stale instead of dropping all data."""
+    sweep, _, log = make([], {})
+    summary = sweep.run()
+    assert not any(line.startswith("prune-stale") for line in log)
+    assert ["prune-stale skipped: no recipe is enrolled"] == summary.pruned
