@@ -223,15 +223,7 @@ class Reconciler:
             else:
                 plan = ["finish the interrupted reconcile", *self._recovery_plan(running)]
             self.result.plan = plan
-            if dry_run:
-                return self.result
-            try:
-                recovering = self._begin()
-            except Deferred as exc:
-                self.result.outcome, self.result.detail = "deferred", str(exc)
-                return self.result
-            if recovering:
-                self._recover(recovering)
+            if dry_run or not self._lock():
                 return self.result
             record = self.port.record(name) or {}
         return self._decide(record, target, dry_run=dry_run, accepted=accept)
@@ -304,17 +296,23 @@ class Reconciler:
         self.result.plan = [*self.result.plan, *plan]
         if dry_run:
             return self.result
-        if not self.token:  # not yet held (a wait for another reconcile takes it earlier)
-            try:
-                recovering = self._begin()
-            except Deferred as exc:
-                self.result.outcome, self.result.detail = "deferred", str(exc)
-                return self.result
-            if recovering:  # the agent's word: a dead reconcile's job comes first
-                self._recover(recovering)
-                return self.result
-        act()
+        # Not yet held unless a wait for another reconcile took it earlier.
+        if self.token or self._lock():
+            act()
         return self.result
+
+    def _lock(self) -> bool:
+        """Take the lock; return False when the reconcile is over already (deferred, or it
+        finished a dead reconcile's job, which comes first on the agent's word)."""
+        try:
+            recovering = self._begin()
+        except Deferred as exc:
+            self.result.outcome, self.result.detail = "deferred", str(exc)
+            return False
+        if recovering:
+            self._recover(recovering)
+            return False
+        return True
 
     # -- the lock ----------------------------------------------------------------------------------
 
