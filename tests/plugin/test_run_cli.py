@@ -21,7 +21,7 @@ import pytest
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.stack import live_stacks
 from ccci_core.docker_engine import SECRET_OWNER
-from ccci_core.names import canonical_app, cold_app, run_hex_of, stack_name
+from ccci_core.names import AppName, canonical_app, cold_app, run_hex_of, stack_name
 from tests.agent_server import ROOT
 from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, SUFFIX, _reap, build_recipe_repo, stacks
 from tests.gitrepo import commit
@@ -512,12 +512,9 @@ def test_sigkill_mid_run_leaves_what_a_janitor_recognises(
     reaped: set[str],
 ) -> None:
     """After SIGKILL every leftover carries the run's hex, and its lease is held until its TTL."""
-    started = start(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
-    run_hex = wait_for_cold_app(docker_client, started)
-    app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
-    reaped.add(app.stack)
-    started.proc.send_signal(signal.SIGKILL)
-    finished = started.wait()
+    run_hex, app, finished = killed_mid_install(
+        start, cli_env, tmp_path / "run", docker_client, reaped
+    )
 
     assert (-signal.SIGKILL, False) == (finished.code, finished.result_file.exists())
     # What a janitor sees: a live stack whose name yields the run hex, every object named by it.
@@ -536,16 +533,37 @@ def test_sigkill_mid_run_leaves_what_a_janitor_recognises(
     assert [(RECIPE, "cold")] == [(lease["recipe"], lease["lane"]) for lease in held]
 
 
-def janitor(env: Mapping[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
-    """Run ``cc-ci janitor`` as its unit does."""
+def cc_ci(env: Mapping[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a ``cc-ci`` host command (``janitor``, ``sweep``) as its unit does."""
     return subprocess.run(
-        [sys.executable, "-m", "ccci_core.cli", "janitor", *flags],
+        [sys.executable, "-m", "ccci_core.cli", *argv],
         cwd=ROOT,
         env=dict(env),
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def janitor(env: Mapping[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cc-ci janitor``."""
+    return cc_ci(env, "janitor", *flags)
+
+
+def killed_mid_install(
+    start: Callable[..., Started],
+    env: Mapping[str, str],
+    folder: Path,
+    client: docker.DockerClient,
+    reaped: set[str],
+) -> tuple[str, AppName, Finished]:
+    """Start a run, SIGKILL it once its cold app has a container; return hex, app, what ended."""
+    started = start(dict(env) | {"REF": "1.1.0+1.1"}, folder)
+    run_hex = wait_for_cold_app(client, started)
+    app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
+    reaped.add(app.stack)
+    started.proc.send_signal(signal.SIGKILL)
+    return run_hex, app, started.wait()
 
 
 @pytest.mark.docker
@@ -565,12 +583,9 @@ def test_the_janitor_removes_a_killed_runs_leftovers_once_its_lease_is_gone(
     warm = f"{stack_name('warm-ccci-web.' + BASE_DOMAIN)}_data"
     docker_client.volumes.create(warm, labels={"com.docker.stack.namespace": warm[:-5]})
     try:
-        started = start(cli_env | {"REF": "1.1.0+1.1"}, tmp_path / "run")
-        run_hex = wait_for_cold_app(docker_client, started)
-        app = cold_app(RECIPE, BASE_DOMAIN, run_hex, suffix=SUFFIX)
-        reaped.add(app.stack)
-        started.proc.send_signal(signal.SIGKILL)
-        started.wait()
+        run_hex, app, _ = killed_mid_install(
+            start, cli_env, tmp_path / "run", docker_client, reaped
+        )
         [lease] = leases(agent)
         assert run_hex == lease["run_hex"]  # the lease names the run's objects
 
@@ -601,14 +616,7 @@ def test_the_janitor_removes_a_killed_runs_leftovers_once_its_lease_is_gone(
 
 def sweep(env: Mapping[str, str], *flags: str) -> tuple[int, dict[str, Any], str]:
     """Run ``cc-ci sweep --json`` as its timer does; return the code, the summary, stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "ccci_core.cli", "sweep", "--json", *flags],
-        cwd=ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = cc_ci(env, "sweep", "--json", *flags)
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
 
