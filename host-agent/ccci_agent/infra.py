@@ -46,6 +46,7 @@ from .warmsnap import Warmsnap, now_iso
 LOCK = "infra"
 STEPS = ("begin", "undeploy", "snapshot", "deploy-new", "rollback")
 OUTCOMES = ("applied", "no-op", "held", "rolled back", "deferred", "failed")
+RECONCILE_BUSY, REALM_HELD = "reconcile-busy", "realm-held"  # a Conflict's kind: wait
 RECONCILE_TTL = 120.0  # seconds without a step or renewal after which a holder counts as gone
 Alive = Callable[[int, str], bool]
 
@@ -199,7 +200,7 @@ class InfraVersions:
             if running is not None and self._live(running):
                 raise Conflict(
                     f"a reconcile of {name} is in progress (step {running.get('step')})",
-                    kind="reconcile-busy",
+                    kind=RECONCILE_BUSY,
                     pid=running.get("pid"),
                     step=running.get("step"),
                     since=running.get("started"),
@@ -210,7 +211,7 @@ class InfraVersions:
                     first = held[0]
                     raise Conflict(
                         f"run {first['id']} holds realm {first['realm']}",
-                        kind="realm-held",
+                        kind=REALM_HELD,
                         lease=first["id"],
                         realm=first["realm"],
                     )
@@ -305,7 +306,7 @@ class InfraVersions:
         with self.state.lock(LOCK):
             record = self._read(name)
             if record.get("reconcile") is not None and self._live(record["reconcile"]):
-                raise Conflict(f"a reconcile of {name} is in progress", kind="reconcile-busy")
+                raise Conflict(f"a reconcile of {name} is in progress", kind=RECONCILE_BUSY)
             record.update(version=running, last_good=last_good)
             return self._public(self._write(name, record))
 

@@ -6,10 +6,11 @@ from typing import Any
 
 from ccci_core.agent_client import AgentClient, AgentClientError
 
+from .infra import REALM_HELD, RECONCILE_BUSY
 from .reconcile import Busy
 
 CONFLICT = 409
-BUSY_KINDS = ("reconcile-busy", "realm-held")
+BUSY_KINDS = (RECONCILE_BUSY, REALM_HELD)
 
 
 class SocketInfra:
