@@ -137,10 +137,8 @@ def _run(
 ) -> Summary:
     """Build the sweep's ports and run it (with ``quiet``, the runs' logs go to stderr)."""
     from ccci_core.deploy.errors import DeployError
-    from ccci_core.deploy.swarm import SwarmDeployer
     from ccci_core.docker_engine import SdkDocker
-    from ccci_plugin.janitor import Janitor
-    from ccci_plugin.keycloak import connect
+    from ccci_plugin.janitor import build_janitor
 
     def reconcile(app: str) -> str:
         result = build_reconciler(settings, app, say).run()
@@ -148,17 +146,7 @@ def _run(
 
     def janitor(dry: bool) -> list[str]:
         docker = SdkDocker.from_env(DeployError)
-        swept = Janitor(
-            docker=docker,
-            deployer=SwarmDeployer(docker, settings.apps_dir),
-            base_domain=settings.domain,
-            runs_dir=settings.runs_dir,
-            env_dirs=[settings.apps_dir, settings.abra_dir / "servers" / settings.abra_server],
-            live_leases=agent.leases,
-            realms=connect(settings) if settings.keycloak_url else None,
-            never=settings.infra_stacks(),
-            say=say,
-        ).sweep(dry_run=dry)
+        swept = build_janitor(settings, docker, agent.leases, say).sweep(dry_run=dry)
         return [f"janitor: {line}" for line in swept.removed + swept.realms + swept.failed]
 
     def relay(dry: bool) -> tuple[int, list[str]]:

@@ -97,13 +97,11 @@ def perform_request(
 def _janitor(args: argparse.Namespace) -> int:
     from ccci_core.agent_client import AgentClient
     from ccci_core.deploy.errors import DeployError
-    from ccci_core.deploy.swarm import SwarmDeployer
     from ccci_core.docker_engine import SdkDocker
     from ccci_core.errors import ConfigError
     from ccci_core.settings import load
 
-    from .janitor import Janitor
-    from .keycloak import connect
+    from .janitor import build_janitor
     from .settings import JanitorSettings
 
     settings = load(JanitorSettings)
@@ -113,16 +111,7 @@ def _janitor(args: argparse.Namespace) -> int:
         raise ConfigError("DOCKER_HOST", exc.message) from exc
     agent = AgentClient(settings.agent_socket)
     agent.get("/v1/leases")  # unreachable: exit 2 before anything is touched
-    janitor = Janitor(
-        docker=docker,
-        deployer=SwarmDeployer(docker, settings.apps_dir),
-        base_domain=settings.domain,
-        runs_dir=settings.runs_dir,
-        env_dirs=[settings.apps_dir, settings.abra_dir / "servers" / settings.abra_server],
-        live_leases=lambda: list(agent.get("/v1/leases")["leases"]),
-        realms=connect(settings) if settings.keycloak_url else None,
-        never=settings.infra_stacks(),
-    )
+    janitor = build_janitor(settings, docker, lambda: list(agent.get("/v1/leases")["leases"]))
     swept = janitor.sweep(dry_run=args.dry_run)
     for line in swept.removed:
         print(

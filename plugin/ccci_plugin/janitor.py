@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from ccci_core.deploy.protocol import Deployer
-from ccci_core.docker_engine import DockerStacks, ObjectKind
+from ccci_core.docker_engine import DockerStacks, ObjectKind, SdkDocker
 from ccci_core.names import CANONICAL_PREFIX, AppName, run_hex_of, stack_name
 
 from .keycloak import Realms, orphan_realms, reap_orphans
+from .settings import JanitorSettings
 
 _RUN_DIR_RE = re.compile(r"(?P<recipe>[a-z0-9][a-z0-9-]*)-(?P<hex>[0-9a-f]{6})")
 GRACE = 600.0  # a lease's TTL: a run dir younger than this may belong to a run about to lease
@@ -57,6 +58,30 @@ class Swept:
     kept: list[str] = field(default_factory=list)
     realms: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+
+def build_janitor(
+    settings: JanitorSettings,
+    docker: SdkDocker,
+    live_leases: Callable[[], list[dict[str, Any]]],
+    say: Callable[[str], None] = print,
+) -> Janitor:
+    """Wire a janitor from settings (``cc-ci janitor`` and the nightly sweep both do)."""
+    from ccci_core.deploy.swarm import SwarmDeployer
+
+    from .keycloak import connect
+
+    return Janitor(
+        docker=docker,
+        deployer=SwarmDeployer(docker, settings.apps_dir),
+        base_domain=settings.domain,
+        runs_dir=settings.runs_dir,
+        env_dirs=[settings.apps_dir, settings.abra_dir / "servers" / settings.abra_server],
+        live_leases=live_leases,
+        realms=connect(settings) if settings.keycloak_url else None,
+        never=settings.infra_stacks(),
+        say=say,
+    )
 
 
 def cold_domain(stack: str, base_domain: str) -> str | None:
