@@ -20,8 +20,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)
 
+# Two workers, one test module per worker (`--dist loadfile`): a module's engine fixtures stay in one
+# process. PYTEST_WORKERS=0 runs serially (e.g. to read one failure's log in order).
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
