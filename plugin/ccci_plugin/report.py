@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, TextIO
 
 from ccci_core.lanes import RunLane
+from ccci_core.run_result import RunResult, one_line
 
 from .request import RunRequest
 
@@ -117,6 +118,21 @@ class RunReport:
         ]
         verdict = "PASS" if self.passed else "FAIL"
         return "\n".join([*head, "steps:", *rows, *self.notes, f"verdict   {verdict}"])
+
+    def result(self, code: int) -> RunResult:
+        """Return what the run's last log line tells the bridge (exit ``code`` 2: an error)."""
+        failed = next((s for s in self.steps if s.verdict is Verdict.FAIL), None)
+        verdict = "error" if code == 2 else "pass" if self.passed else "fail"
+        detail = failed.detail if failed is not None else self.stopped or ""
+        return RunResult(
+            verdict=verdict,
+            lane=str(self.ran),
+            recipe=self.request.recipe,
+            canonical=self.canonical,
+            fallback=self.fallback,
+            step=failed.name if failed is not None else None,
+            detail=one_line(detail),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the machine-readable result."""

@@ -183,6 +183,8 @@ def stop_code(exc: CcciError, *, started: bool) -> int:
 def finish(run: Run, code: int, result_file: Path | None) -> int:
     """End the run: remove its dir, settle the exit code, print the summary, write the result.
 
+    The log's last line is the ``ccci-result`` line (:mod:`ccci_core.run_result`).
+
     An exit 2 (refused) stands; otherwise the report decides: 0 when it passed, else 1.
     """
     shutil.rmtree(run.run_dir, ignore_errors=True)
@@ -193,6 +195,7 @@ def finish(run: Run, code: int, result_file: Path | None) -> int:
     report.say(report.summary() if code != 2 else f"error: {report.notes[-1]}")
     if result_file is not None:
         write_result(report, code, result_file)
+    report.say(report.result(code).line())  # the log's last line: the bridge reads it back
     return code
 
 

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from ccci_core.run_result import RunResult, parse_line
 from ccci_plugin.report import RunReport, Verdict
 from ccci_plugin.request import RunRequest
 
@@ -97,3 +98,37 @@ def test_a_stop_outside_any_step_makes_the_run_red(report: RunReport) -> None:
     )
     summary = report.summary().splitlines()
     assert ["stopped: cancelled by SIGTERM", "verdict   FAIL"] == summary[-2:]
+
+
+def test_the_result_line_names_the_first_failing_step_on_one_line(report: RunReport) -> None:
+    """The bridge's line: the first failure's step and detail, newlines folded, the lane run."""
+    with report.step("install"):
+        pass
+    with report.step("upgrade") as step:
+        step.fail("app not ready:\n  exit 127")
+    with report.step("teardown") as step:
+        step.fail("a later failure")
+    report.canonical = "restored to known-good"
+
+    told = parse_line(report.result(1).line())
+
+    assert RunResult(
+        verdict="fail",
+        lane="cold",
+        recipe="app",
+        canonical="restored to known-good",
+        step="upgrade",
+        detail="app not ready: exit 127",
+    ) == told
+
+
+@pytest.mark.parametrize(("code", "verdict"), [(0, "pass"), (2, "error")])
+def test_the_result_line_of_a_pass_and_of_a_refusal(
+    report: RunReport, code: int, verdict: str
+) -> None:
+    """Exit 2 is an error whatever the steps said; a pass names no step."""
+    with report.step("install"):
+        pass
+    told = parse_line(report.result(code).line())
+    assert told is not None
+    assert (verdict, None, "") == (told.verdict, told.step, told.detail)

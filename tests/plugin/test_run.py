@@ -12,6 +12,7 @@ from ccci_core.agent_client import AgentClientError, AgentUnreachable
 from ccci_core.errors import CcciError, ConfigError
 from ccci_core.names import canonical_app
 from ccci_core.recipe_meta import RecipeMeta
+from ccci_core.run_result import find_result
 from ccci_plugin.context import Run
 from ccci_plugin.errors import CheckFailed
 from ccci_plugin.run import choose, execute, finish, hold_lease, hold_realm, perform, stop_code
@@ -192,7 +193,7 @@ def test_an_agent_error_once_the_lease_is_held_is_a_red_run(
     code = perform_into(run, tmp_path)
 
     assert 1 == code, log(run)
-    assert "verdict   FAIL" == log(run)[-1]
+    assert "verdict   FAIL" == log(run)[-2]
     result = result_of(tmp_path)
     assert ("fail", 1) == (result["verdict"], result["exit"])
     assert {} == fake_agent.leases
@@ -222,7 +223,7 @@ def test_an_agent_refusal_before_the_lease_is_held_exits_2(
     code = perform_into(run, tmp_path)
 
     assert 2 == code, log(run)
-    assert f"error: stopped: {error}" == log(run)[-1]
+    assert f"error: stopped: {error}" == log(run)[-2]
     result = result_of(tmp_path)
     assert ("error", 2) == (result["verdict"], result["exit"])
     assert failed == [name for name, verdict in verdicts(run).items() if verdict == "fail"]
@@ -239,7 +240,7 @@ def test_no_lease_within_the_wait_is_a_red_run(
 
     assert (1, {"lease": "fail"}) == (code, verdicts(run)), log(run)
     assert "no run lease after 0s" in run.report.steps[0].detail
-    assert "verdict   FAIL" == log(run)[-1]
+    assert "verdict   FAIL" == log(run)[-2]
 
 
 def test_a_ref_that_does_not_resolve_exits_2_before_any_step(
@@ -251,7 +252,7 @@ def test_a_ref_that_does_not_resolve_exits_2_before_any_step(
     code = perform_into(run, tmp_path)
 
     assert (2, {}) == (code, verdicts(run))
-    assert "has no such tag or commit" in log(run)[-1]
+    assert "has no such tag or commit" in log(run)[-2]
     assert ("error", []) == (result_of(tmp_path)["verdict"], acquired(fake_agent))
     assert not run.run_dir.exists()
 
@@ -276,7 +277,7 @@ def test_a_result_file_that_cannot_be_written_leaves_the_verdict(
     code = perform_into(run, tmp_path)
 
     assert 0 == code
-    assert log(run)[-1].startswith(f"warning: cannot write CCCI_RESULT_FILE {tmp_path}")
+    assert log(run)[-2].startswith(f"warning: cannot write CCCI_RESULT_FILE {tmp_path}")
 
 
 def test_the_run_pins_and_names_the_commit_it_tests(
@@ -332,7 +333,7 @@ def test_a_keycloak_dependent_run_without_keycloak_is_refused(
     code = perform_into(run, tmp_path)
 
     assert (2, {"lease": "pass", "realm": "fail"}) == (code, verdicts(run))
-    assert "CCCI_KEYCLOAK_URL" in log(run)[-1]
+    assert "CCCI_KEYCLOAK_URL" in log(run)[-2]
     assert {} == fake_agent.leases
 
 
@@ -504,5 +505,8 @@ def test_finish_settles_the_code_prints_the_end_and_writes_the_result(
 
     assert code == finish(run, given, tmp_path / "result.json")
 
-    assert (last_line, False) == (log(run)[-1], run.run_dir.exists())
+    assert (last_line, False) == (log(run)[-2], run.run_dir.exists())
     assert (verdict, code) == (result_of(tmp_path)["verdict"], result_of(tmp_path)["exit"])
+    told = find_result(log(run))  # the log's last line, for the bridge
+    assert told is not None
+    assert (verdict, "refused" if red else "") == (told.verdict, told.detail)

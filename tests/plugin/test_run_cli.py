@@ -21,6 +21,7 @@ import pytest
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.stack import live_stacks
 from ccci_core.docker_engine import SECRET_OWNER
+from ccci_core.run_result import RunResult, find_result
 from ccci_core.names import AppName, canonical_app, cold_app, run_hex_of, stack_name
 from tests.agent_server import ROOT
 from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, SUFFIX, _reap, build_recipe_repo, stacks
@@ -345,9 +346,15 @@ def test_green_run_through_the_process(
         "steps:",
     ] == summary[:7]
     assert re.fullmatch(r"[0-9a-f]{40}", finished.result["commit"])
-    rows = [SUMMARY_ROW.fullmatch(row) for row in summary[7:-1]]
+    rows = [SUMMARY_ROW.fullmatch(row) for row in summary[7:-2]]
     assert expected == {row[1]: row[2] for row in rows if row is not None}, summary
-    assert "verdict   PASS" == summary[-1]
+    assert "verdict   PASS" == summary[-2]
+    assert RunResult(
+        verdict="pass",
+        lane="cold",
+        recipe=RECIPE,
+        canonical="untouched (a run with a REF (a pull request) never promotes)",
+    ) == find_result(lines)
 
     result = finished.result
     assert ("pass", 0, "cold", RECIPE, "1.0.0+1.0", "42") == (
@@ -411,7 +418,7 @@ def test_a_failure_before_the_first_step_is_red(
     (recipes / RECIPE / ".git").mkdir(parents=True)  # looks like a repository, is not one
     finished = run_cli(cli_env | {"CCCI_RECIPES_DIR": str(recipes)}, tmp_path / "run")
     assert (1, "fail", 1) == (finished.code, finished.result["verdict"], finished.result["exit"])
-    assert "verdict   FAIL" == finished.log.splitlines()[-1], finished.log
+    assert "verdict   FAIL" == finished.log.splitlines()[-2], finished.log
     assert "stopped: git failed" in finished.log
     assert "Traceback" not in finished.log + finished.err
     assert ([], []) == (sorted(module_dirs[0].iterdir()), leases(agent))
@@ -446,7 +453,7 @@ def test_sigterm_mid_run_tears_down_and_releases_the_lease(
     assert {"lease", "install", "teardown"} == set(steps)
     assert "stopped: cancelled by SIGTERM" in finished.log
     assert "received SIGTERM during teardown; finishing the teardown first" in finished.log
-    assert "verdict   FAIL" == finished.log.splitlines()[-1]
+    assert "verdict   FAIL" == finished.log.splitlines()[-2]
     result = finished.result
     assert ("fail", 1) == (result["verdict"], result["exit"])
     assert (
