@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ccci_core.errors import InvalidName
+from ccci_core.lanes import RunLane
 from ccci_core.names import validate_recipe
 
 TRIGGER = "!testme"
@@ -52,7 +53,12 @@ class Command:
     @property
     def lane(self) -> str:
         """Return the lane's name as users read it."""
-        return "quick lane" if self.quick else "cold lane"
+        return f"{self.run_lane} lane"
+
+    @property
+    def run_lane(self) -> RunLane:
+        """Return the lane asked for: ``quick`` or ``cold``."""
+        return "quick" if self.quick else "cold"
 
 
 def _plain_lines(text: str) -> Iterator[str]:

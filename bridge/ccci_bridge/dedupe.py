@@ -5,6 +5,7 @@ One SQLite file in the bridge's state dir (WAL mode, a short transaction per cal
 - ``seen``: delivery ids and ``(repository, comment id)`` keys; a request whose keys were seen is a
   redelivery and never starts a second build. Keys older than ``RETENTION_S`` are forgotten.
 - ``cooldown``: per user, when their last build request was accepted.
+- ``builds``: every build the bridge created and its verdict (:mod:`ccci_bridge.records`).
 
 Each call opens its own connection, so the store is safe across gunicorn's fork and across threads.
 """
@@ -29,6 +30,24 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS seen_ts ON seen (ts);
 CREATE TABLE IF NOT EXISTS cooldown (user TEXT PRIMARY KEY, ts REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS builds (
+    number INTEGER PRIMARY KEY,  -- the Drone build of the CI repository
+    created REAL NOT NULL,
+    recipe TEXT NOT NULL,
+    lane TEXT NOT NULL,          -- the lane asked: cold | quick
+    user TEXT NOT NULL,          -- who asked: gitea:alice, chat:@bob:example.org
+    link TEXT NOT NULL,
+    forge TEXT, repo TEXT, pr INTEGER, sha TEXT,
+    comment_id INTEGER, reply_id INTEGER, reaction_id TEXT,
+    room TEXT, event_id TEXT,    -- a chat request: where to reply
+    verdict TEXT,                -- pass | fail | error, once known (then it never changes)
+    outcome TEXT,                -- the verdict's facts as JSON (step, detail, canonical, ...)
+    claimed REAL,                -- a delivery of the verdict is under way since
+    delivered REAL,              -- the verdict reached every place it goes
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS builds_open ON builds (delivered, created);
+CREATE INDEX IF NOT EXISTS builds_recipe ON builds (recipe, created);
 """
 
 
@@ -37,7 +56,7 @@ class Store:
 
     def __init__(self, state_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = state_dir / FILENAME
-        self._clock = clock
+        self.clock = clock
         try:
             state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self._connect() as db:
@@ -55,7 +74,8 @@ class Store:
             db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Yield a connection inside a write transaction; SQLite's errors become StoreError."""
         try:
             with self._connect() as db:
                 # IMMEDIATE takes the write lock first: check-then-insert is atomic across workers.
@@ -72,8 +92,8 @@ class Store:
     def claim(self, keys: Iterable[str]) -> bool:
         """Record ``keys`` and return True, or return False if any of them was seen before."""
         keys = list(keys)
-        now = self._clock()
-        with self._transaction() as db:
+        now = self.clock()
+        with self.transaction() as db:
             db.execute("DELETE FROM seen WHERE ts < ?", (now - RETENTION_S,))
             marks = ",".join("?" * len(keys))
             if db.execute(f"SELECT 1 FROM seen WHERE key IN ({marks})", keys).fetchone():  # noqa: S608 - only placeholders
@@ -83,8 +103,8 @@ class Store:
 
     def take_cooldown(self, user: str, cooldown_s: float) -> float:
         """Start ``user``'s cooldown and return 0, or return the seconds left of a running one."""
-        now = self._clock()
-        with self._transaction() as db:
+        now = self.clock()
+        with self.transaction() as db:
             row = db.execute("SELECT ts FROM cooldown WHERE user = ?", (user,)).fetchone()
             if row is not None and now - row[0] < cooldown_s:
                 return float(cooldown_s - (now - row[0]))
@@ -93,10 +113,10 @@ class Store:
 
     def release_cooldown(self, user: str) -> None:
         """End ``user``'s cooldown, e.g. when their build could not be started."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM cooldown WHERE user = ?", (user,))
 
     def ping(self) -> None:
         """Raise StoreError unless the store can be written."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("SELECT count(*) FROM seen")

@@ -6,7 +6,8 @@
     └── UpstreamError                   an outside API failed; ``service``, ``status_code``
         ├── DroneError                  Drone refused or failed to create the build
         │   └── NoPipeline              Drone answered ``null``: no pipeline matched
-        └── ForgeError                  the Gitea/Forgejo or GitHub API failed
+        ├── ForgeError                  the Gitea/Forgejo or GitHub API failed
+        └── ChatError                   the chat reply (Matrix) was not sent
 
 Adapters map every foreign error (``requests``, JSON decoding) to ``UpstreamError`` with
 ``raise ... from exc``; ``hooks`` maps ``BridgeError`` to a JSON answer.
@@ -65,3 +66,9 @@ class ForgeError(UpstreamError):
     """Report a failed Gitea/Forgejo or GitHub API call."""
 
     service = "forge"
+
+
+class ChatError(UpstreamError):
+    """Report that a chat reply was not sent."""
+
+    service = "chat"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .commands import Command, parse_chat, parse_comment
+from .drone import FINISHED
 from .errors import Rejected
 
 
@@ -42,11 +43,23 @@ class CommentEvent:
 
 @dataclass(frozen=True)
 class ChatEvent:
-    """A command said in chat by ``user``; ``event_id`` dedupes redeliveries when known."""
+    """A command said in chat by ``user``; ``event_id`` dedupes redeliveries when known.
+
+    ``room`` and ``event_id`` are where the verdict's reply goes (both known: a Matrix event).
+    """
 
     user: str
     command: Command
     event_id: str | None = None
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class DroneEvent:
+    """A Drone system webhook saying build ``number`` of the CI repository finished."""
+
+    number: int
+    status: str
 
 
 @dataclass(frozen=True)
@@ -108,8 +121,17 @@ def parse_comment_event(
     return CommentEvent(forge, delivery[:200], repo, name, number, comment_id, user, command)
 
 
-def parse_chat_event(payload: Any, event_id: str | None) -> ChatEvent | Ignored:
-    """Return the command in a chat message: hookshot's Matrix event or plain ``{user, text}``."""
+def _optional(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) and value else None
+
+
+def parse_chat_event(
+    payload: Any, event_id: str | None, room: str | None = None
+) -> ChatEvent | Ignored:
+    """Return the command in a chat message: hookshot's Matrix event or plain ``{user, text}``.
+
+    ``event_id`` and ``room`` are what the hookshot headers said, if anything.
+    """
     if not isinstance(payload, dict):
         raise Rejected(400, "payload is not a JSON object")
     if "type" in payload or "sender" in payload:  # a Matrix event relayed by hookshot
@@ -117,14 +139,36 @@ def parse_chat_event(payload: Any, event_id: str | None) -> ChatEvent | Ignored:
             return Ignored("not a message")
         user = _get(payload, "sender", str)
         text = _get(payload, "content.body", str)
-        given = payload.get("event_id")
-        event_id = event_id or (given if isinstance(given, str) and given else None)
+        event_id = event_id or _optional(payload.get("event_id"))
+        room = room or _optional(payload.get("room_id"))
     else:
         user = _get(payload, "user", str)
         text = _get(payload, "text", str)
-        given = payload.get("id")
-        event_id = given if isinstance(given, str) and given else event_id
+        event_id = _optional(payload.get("id")) or event_id
+        room = _optional(payload.get("room")) or room
     command = parse_chat(text)
     if command is None:
         return Ignored("no command")
-    return ChatEvent(user, command, event_id[:200] if event_id else None)
+    return ChatEvent(user, command, _optional(event_id), _optional(room))
+
+
+def parse_drone_event(payload: Any, repo: str) -> DroneEvent | Ignored:
+    """Return the finished build a Drone system webhook announces, or why it is ignored.
+
+    Drone sends ``{"event": "build", "action": "created"|"updated", "repo": {"slug": …},
+    "build": {"number": …, "status": …}}`` (and ``user`` and ``repo`` events, ignored here).
+    """
+    if not isinstance(payload, dict):
+        raise Rejected(400, "payload is not a JSON object")
+    event = _get(payload, "event", str)
+    if event != "build":
+        return Ignored(f"event {event[:40]!r} is not handled")
+    if _get(payload, "repo.slug", str).lower() != repo.lower():
+        return Ignored("not a build of the CI repository")
+    number = _get(payload, "build.number", int)
+    status = _get(payload, "build.status", str)
+    if number < 1:
+        raise Rejected(400, "inconsistent build number")
+    if status not in FINISHED:
+        return Ignored(f"build {number} is {status[:40]}")
+    return DroneEvent(number, status)

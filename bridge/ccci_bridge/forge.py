@@ -5,16 +5,23 @@ Both speak nearly the same REST dialect; only the base URL, the auth scheme and 
     Gitea/Forgejo  {url}/api/v1   Authorization: token <t>    permission none|read|write|admin|owner
     GitHub         {url}          Authorization: Bearer <t>   permission none|read|write|admin
 
-    GET  /repos/{o}/{r}/pulls/{n}                              state, head sha, base clone URL
-    GET  /repos/{o}/{r}/collaborators/{user}/permission        404 when the user is unknown
-    POST /repos/{o}/{r}/issues/comments/{id}/reactions         {"content": "eyes"}
-    POST /repos/{o}/{r}/issues/{n}/comments                    {"body": "..."}
+    GET    /repos/{o}/{r}/pulls/{n}                            state, head sha, base clone URL
+    GET    /repos/{o}/{r}/collaborators/{user}/permission      404 when the user is unknown
+    POST   /repos/{o}/{r}/issues/comments/{id}/reactions       {"content": "eyes"}; GitHub
+                                                               answers the reaction's id
+    DELETE /repos/{o}/{r}/issues/comments/{id}/reactions       Gitea: {"content": "rocket"}
+    DELETE /repos/{o}/{r}/issues/comments/{id}/reactions/{rid} GitHub: by the reaction's id
+    POST   /repos/{o}/{r}/issues/{n}/comments                  {"body": "..."}; answers its id
+    PATCH  /repos/{o}/{r}/issues/comments/{id}                 {"body": "..."}: edit a comment
+    POST   /repos/{o}/{r}/statuses/{sha}                       {"state", "context",
+                                                               "target_url", "description"}
 
 Every failure leaves this module as ForgeError.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -23,8 +30,11 @@ import requests
 
 from .errors import ForgeError
 
-Reaction = Literal["eyes", "rocket", "confused"]
+# Both forges accept these (Gitea's default ALLOWED_REACTIONS, GitHub's fixed set).
+Reaction = Literal["eyes", "rocket", "confused", "+1", "-1"]
+StatusState = Literal["pending", "success", "failure", "error"]  # common to both forges
 WRITE_PERMISSIONS = frozenset({"write", "admin", "owner"})
+STATUS_DESCRIPTION_LIMIT = 140  # GitHub refuses a longer description
 
 
 @dataclass(frozen=True)
@@ -54,12 +64,28 @@ class Forge(Protocol):
         """Return whether ``user`` has write access to ``repo``."""
         ...
 
-    def react(self, repo: str, comment_id: int, reaction: Reaction) -> None:
-        """Add ``reaction`` to a comment."""
+    def react(self, repo: str, comment_id: int, reaction: Reaction) -> str | None:
+        """Add ``reaction`` to a comment; return its id where removing it needs one."""
         ...
 
-    def reply(self, repo: str, number: int, body: str) -> None:
-        """Comment ``body`` on issue or pull request ``number``."""
+    def unreact(
+        self, repo: str, comment_id: int, reaction: Reaction, reaction_id: str | None
+    ) -> None:
+        """Remove the bridge's ``reaction`` (of id ``reaction_id``, where known) from a comment."""
+        ...
+
+    def reply(self, repo: str, number: int, body: str) -> int:
+        """Comment ``body`` on issue or pull request ``number``; return the comment's id."""
+        ...
+
+    def edit(self, repo: str, comment_id: int, body: str) -> None:
+        """Replace the body of the bridge's comment ``comment_id``."""
+        ...
+
+    def set_status(
+        self, repo: str, sha: str, state: StatusState, *, context: str, url: str, description: str
+    ) -> None:
+        """Set the commit status ``context`` of ``sha``."""
         ...
 
 
@@ -129,18 +155,57 @@ class ForgeAPI:
         permission = body.get("permission") if isinstance(body, dict) else None
         return permission in WRITE_PERMISSIONS
 
-    def react(self, repo: str, comment_id: int, reaction: Reaction) -> None:
-        """Add ``reaction`` to comment ``comment_id`` of ``repo``."""
-        self._call(
+    def react(self, repo: str, comment_id: int, reaction: Reaction) -> str | None:
+        """Add ``reaction`` to comment ``comment_id`` of ``repo``; return GitHub's reaction id."""
+        body = self._call(
             "POST",
             f"/repos/{_path(repo)}/issues/comments/{int(comment_id)}/reactions",
             json={"content": reaction},
         )
+        given = body.get("id") if isinstance(body, dict) else None
+        return str(given) if isinstance(given, int) and not isinstance(given, bool) else None
 
-    def reply(self, repo: str, number: int, body: str) -> None:
-        """Comment ``body`` on issue or pull request ``number`` of ``repo``."""
+    def unreact(
+        self, repo: str, comment_id: int, reaction: Reaction, reaction_id: str | None
+    ) -> None:
+        """Remove the token user's ``reaction`` from comment ``comment_id`` (Gitea's way)."""
         self._call(
+            "DELETE",
+            f"/repos/{_path(repo)}/issues/comments/{int(comment_id)}/reactions",
+            json={"content": reaction},
+            ok_404=True,
+        )
+
+    def reply(self, repo: str, number: int, body: str) -> int:
+        """Comment ``body`` on issue or pull request ``number`` of ``repo``; return its id."""
+        answer = self._call(
             "POST", f"/repos/{_path(repo)}/issues/{int(number)}/comments", json={"body": body}
+        )
+        try:
+            return _int(answer["id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ForgeError(f"{self.name} answered a comment without an id") from exc
+
+    def edit(self, repo: str, comment_id: int, body: str) -> None:
+        """Replace the body of comment ``comment_id`` of ``repo``."""
+        self._call(
+            "PATCH",
+            f"/repos/{_path(repo)}/issues/comments/{int(comment_id)}",
+            json={"body": body},
+        )
+
+    def set_status(
+        self, repo: str, sha: str, state: StatusState, *, context: str, url: str, description: str
+    ) -> None:
+        """Set the commit status ``context`` of ``sha`` in ``repo`` (the latest one counts)."""
+        if not _SHA_RE.fullmatch(sha):
+            raise ForgeError(f"{sha[:50]!r} is not a commit id")
+        limit = STATUS_DESCRIPTION_LIMIT
+        short = description if len(description) <= limit else description[: limit - 1] + "…"
+        self._call(
+            "POST",
+            f"/repos/{_path(repo)}/statuses/{sha}",
+            json={"state": state, "context": context, "target_url": url, "description": short},
         )
 
 
@@ -161,12 +226,27 @@ class GitHub(ForgeAPI):
 
     name = "github"
 
+    def unreact(
+        self, repo: str, comment_id: int, reaction: Reaction, reaction_id: str | None
+    ) -> None:
+        """Remove the reaction ``reaction_id`` (GitHub deletes by id; unknown: nothing to do)."""
+        if reaction_id is None or not reaction_id.isdigit():
+            return
+        self._call(
+            "DELETE",
+            f"/repos/{_path(repo)}/issues/comments/{int(comment_id)}/reactions/{reaction_id}",
+            ok_404=True,
+        )
+
     def _headers(self) -> dict[str, str]:
         return {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
             "Authorization": f"Bearer {self._token}",
         }
+
+
+_SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 def _path(repo: str) -> str:

@@ -1,4 +1,4 @@
-"""The bridge's HTTP routes: forge webhooks, the chat endpoint and a health check.
+"""The bridge's HTTP routes: forge webhooks, Drone's system webhook, chat, a health check.
 
 The forge routes answer within milliseconds: check the size (413), the signature (401), the JSON
 (400), find a command, record the delivery in the shared store, hand the slow work (permission,
@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import signatures
 from .errors import BridgeError, Rejected
-from .events import Ignored, load_json, parse_chat_event, parse_comment_event
+from .events import Ignored, load_json, parse_chat_event, parse_comment_event, parse_drone_event
 from .settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,43 @@ def chat() -> tuple[Response, int]:
         body = part.read()
     else:
         body = request.get_data(cache=True)
-    event = parse_chat_event(load_json(body), request.headers.get("X-Matrix-Hookshot-EventId"))
+    event = parse_chat_event(
+        load_json(body),
+        request.headers.get("X-Matrix-Hookshot-EventId"),
+        request.headers.get("X-Matrix-Hookshot-RoomId"),
+    )
     if isinstance(event, Ignored):
         return _json(200, status="ignored", reason=event.reason, text=None)
     if event.event_id is not None and not ctx.store.claim([f"chat:{event.event_id}"]):
         return _json(200, status="duplicate", text=None)
     answer = ctx.trigger.chat(event)
     return _json(200, status=answer.outcome, text=answer.text)
+
+
+@bp.post("/hooks/drone")
+def drone() -> tuple[Response, int]:
+    """Receive a Drone system webhook (``build`` events): settle a build that finished."""
+    ctx = _ctx()
+    settings: BridgeSettings = ctx.settings
+    if not settings.drone_hook_enabled:
+        raise Rejected(404, "the Drone hook is not configured (CCCI_DRONE_WEBHOOK_SECRET)")
+    body = request.get_data(cache=True)
+    signatures.verify_drone(
+        settings.drone_webhook_secret.get_secret_value(),
+        dict(request.headers),
+        body,
+        method=request.method,
+        target=request.full_path.rstrip("?"),
+    )
+    event = parse_drone_event(load_json(body), settings.drone_repo)
+    if isinstance(event, Ignored):
+        return _json(200, status="ignored", reason=event.reason)
+    # A signed delivery seen before is a replay: its Date and body digest, both signed, say which.
+    seen = f"drone:{request.headers.get('Date', '')}:{signatures.body_digest(body)}"
+    if not ctx.store.claim([seen]):
+        return _json(200, status="duplicate")
+    ctx.executor.submit(ctx.verdicts.settle, event.number)
+    return _json(202, status="accepted", build=event.number)
 
 
 @bp.get("/healthz")
@@ -120,6 +150,7 @@ def healthz() -> tuple[Response, int]:
         "gitea": settings.gitea_enabled,
         "github": settings.github_enabled,
         "chat": settings.chat_enabled,
+        "drone": settings.drone_hook_enabled,
     }
     return _json(200, status="ok", hooks=hooks)
 

@@ -2,7 +2,9 @@
 
 Drone and the webhook secret are required. Each forge and the chat endpoint is enabled by its
 settings: Gitea/Forgejo by ``CCCI_GITEA_URL`` (then ``CCCI_GITEA_TOKEN`` is required), GitHub by
-``CCCI_GITHUB_TOKEN``, chat by ``CCCI_CHAT_TOKEN``. A disabled route answers 404.
+``CCCI_GITHUB_TOKEN``, chat by ``CCCI_CHAT_TOKEN``, Drone's system webhooks (``/hooks/drone``) by
+``CCCI_DRONE_WEBHOOK_SECRET``, chat replies by ``CCCI_MATRIX_HOMESERVER`` (then
+``CCCI_MATRIX_TOKEN`` is required). A disabled route answers 404.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ class BridgeSettings(CcciSettings):
     max_body: int = Field(default=1024 * 1024, ge=1024)
     http_timeout_s: float = Field(default=10.0, gt=0)
     bridge_threads: int = Field(default=4, ge=1, le=64)
+    drone_webhook_secret: SecretStr = SecretStr("")
+    verdict_timeout_s: int = Field(default=3 * 3600, ge=60)
+    poll_interval_s: float = Field(default=60.0, ge=0)
+    matrix_homeserver: BaseUrl = ""
+    matrix_token: SecretStr = Field(default=SecretStr(""), validate_default=True)
 
     @field_validator("drone_repo")
     @classmethod
@@ -56,6 +63,13 @@ class BridgeSettings(CcciSettings):
     def _gitea_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         if info.data.get("gitea_url") and not value.get_secret_value():
             raise ValueError("required when CCCI_GITEA_URL is set")
+        return value
+
+    @field_validator("matrix_token")
+    @classmethod
+    def _matrix_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if info.data.get("matrix_homeserver") and not value.get_secret_value():
+            raise ValueError("required when CCCI_MATRIX_HOMESERVER is set")
         return value
 
     @property
@@ -82,6 +96,11 @@ class BridgeSettings(CcciSettings):
     def github_enabled(self) -> bool:
         """Return whether ``/hooks/github`` is served."""
         return bool(self.github_token.get_secret_value())
+
+    @property
+    def drone_hook_enabled(self) -> bool:
+        """Return whether ``/hooks/drone`` is served."""
+        return bool(self.drone_webhook_secret.get_secret_value())
 
     @property
     def chat_enabled(self) -> bool:

@@ -3,15 +3,20 @@
 The forge flow runs off the request path (a worker thread): react eyes, then help, refusal or
 build, then rocket or confused and a reply. The chat flow runs in the request and returns the text
 the chat posts. Neither lets an error escape: the commenter is told, the log has the detail.
+
+A started build is recorded (:mod:`ccci_bridge.records`) before anyone is told, with where its
+verdict goes (:mod:`ccci_bridge.verdicts`), and its commit status is set ``pending``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from ccci_core.build_params import BuildParams
 from ccci_core.errors import InvalidName
@@ -23,6 +28,7 @@ from .drone import Build, Drone
 from .errors import BridgeError, NoPipeline
 from .events import ChatEvent, CommentEvent
 from .forge import Forge, Pull, Reaction
+from .records import BuildRecord, Records
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,9 @@ class Answer:
     outcome: str  # started | help | refused | cooldown | failed
     text: str
     build: Build | None = None
+    recipe: str = ""
+    lane: str = ""
+    pull: Pull | None = None
 
 
 def build_params(recipe: str, command: Command, pull: Pull | None) -> dict[str, str]:
@@ -54,14 +63,18 @@ class Trigger:
         drone: Drone,
         forges: Mapping[str, Forge],
         store: Store,
+        records: Records,
         cooldown_s: float,
         trusted: frozenset[str],
         chat_users: frozenset[str],
         recipe_owner: str,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.drone = drone
         self.forges = forges
         self.store = store
+        self.records = records
+        self.clock = clock
         self.cooldown_s = cooldown_s
         self.trusted = trusted
         self.chat_users = chat_users
@@ -81,11 +94,17 @@ class Trigger:
         except Exception:  # a worker thread: report to the commenter, never die silently
             log.exception("request %s failed", event.dedupe_keys[0])
             answer = Answer("failed", "Sorry, the run could not be started: an internal error.")
-        self._react(forge, event, "rocket" if answer.outcome == "started" else "confused")
+        user = f"{event.forge}:{event.user}"
+        where = {"repo": event.repo, "pr": event.number, "comment_id": event.comment_id}
+        recorded = self._record(answer, user, forge, **where)
+        reaction_id = self._react(forge, event, "rocket" if recorded else "confused")
         try:
-            forge.reply(event.repo, event.number, f"@{event.user} {answer.text}")
+            reply_id = forge.reply(event.repo, event.number, f"@{event.user} {answer.text}")
         except BridgeError as exc:
             log.warning("cannot reply to %s#%s: %s", event.repo, event.number, exc)
+            reply_id = None
+        if recorded and answer.build is not None:
+            self._note(answer.build.number, reply_id=reply_id, reaction_id=reaction_id)
         log.info(
             "%s %s#%s by %s: %s",
             event.forge,
@@ -121,11 +140,60 @@ class Trigger:
             return True
         return forge.can_write(event.repo, event.user)
 
-    def _react(self, forge: Forge, event: CommentEvent, reaction: Reaction) -> None:
+    def _react(self, forge: Forge, event: CommentEvent, reaction: Reaction) -> str | None:
         try:
-            forge.react(event.repo, event.comment_id, reaction)
+            return forge.react(event.repo, event.comment_id, reaction)
         except BridgeError:
             log.warning("cannot react %s on %s comment %s", reaction, event.repo, event.comment_id)
+            return None
+
+    def _record(self, answer: Answer, user: str, forge: Forge | None, **where: Any) -> bool:
+        """Record a started build and set its pending status; return whether it was recorded.
+
+        Only a build the store holds gets a verdict back, so a store that fails is said in the
+        log; the build runs anyway (Drone has it) and its page is the only place of its verdict.
+        """
+        build, pull = answer.build, answer.pull
+        if build is None:
+            return False
+        record = BuildRecord(
+            number=build.number,
+            created=self.clock(),
+            recipe=answer.recipe,
+            lane=answer.lane,
+            user=user,
+            link=build.link,
+            forge=forge.name if forge is not None and pull is not None else None,
+            sha=pull.head_sha if pull is not None else None,
+            **where,
+        )
+        try:
+            self.records.add(record)
+        except BridgeError as exc:
+            log.error("build %s is not recorded, its verdict will not come back: %s", build, exc)
+            return False
+        if forge is not None and record.repo is not None and record.sha is not None:
+            try:
+                forge.set_status(
+                    record.repo,
+                    record.sha,
+                    "pending",
+                    context=record.context,
+                    url=record.link,
+                    description=f"{record.lane} lane: started",
+                )
+            except BridgeError as exc:
+                log.warning("cannot set the pending status of build %s: %s", build.number, exc)
+        return True
+
+    def _note(self, number: int, **changes: int | str | None) -> None:
+        known = {name: value for name, value in changes.items() if value is not None}
+        if not known:
+            return
+        try:
+            self.records.note(number, **known)
+        except BridgeError as exc:  # the verdict then posts a new reply instead of editing
+            log.warning("cannot note %s of build %s: %s", ", ".join(known), number, exc)
 
     # -- chat -----------------------------------------------------------------------------
 
@@ -138,20 +206,26 @@ class Trigger:
             return _help(CHAT_HELP, command)
         recipe, number = command.recipe, command.pr
         fetch: Callable[[], Pull] | None = None
+        forge: Forge | None = None
+        repo = f"{self.recipe_owner}/{recipe}"
         if number is not None:
             forge = next(iter(self.forges.values()), None)
             if forge is None:
                 return Answer("failed", "No forge is configured to look up pull requests.")
-            repo = f"{self.recipe_owner}/{recipe}"
             fetch = partial(forge.pull, repo, number)
         user = f"chat:{event.user}"
         if waiting := self._cooling_down(user):
             return waiting
         try:
-            return self._start(user, recipe, command, fetch)
+            answer = self._start(user, recipe, command, fetch)
         except BridgeError as exc:
             log.warning("chat request by %s failed: %s", event.user, exc)
             return Answer("failed", f"Sorry, the run could not be started: {exc.message}.")
+        where: dict[str, object] = {"room": event.room, "event_id": event.event_id}
+        if forge is not None:
+            where |= {"repo": repo, "pr": number}
+        self._record(answer, user, forge, **where)
+        return answer
 
     # -- shared ---------------------------------------------------------------------------
 
@@ -179,7 +253,8 @@ class Trigger:
             self.store.release_cooldown(user)
             raise
         what = f"`{recipe}`" + (f" at {pull.head_sha[:10]}" if pull is not None else "")
-        return Answer("started", f"Started the {command.lane} for {what}: {build.link}", build)
+        text = f"Started the {command.lane} for {what}: {build.link}"
+        return Answer("started", text, build, recipe=recipe, lane=command.run_lane, pull=pull)
 
 
 def _help(text: str, command: Command) -> Answer:

@@ -62,10 +62,14 @@ class MatrixRoom:
             "format": "org.matrix.custom.html",
             "formatted_body": message.html,
         }
+        self.send(alert.occurrence, body)
+
+    def send(self, txn_id: str, content: dict[str, Any]) -> None:
+        """Send an ``m.room.message`` of ``content`` as transaction ``txn_id`` (a retry is one)."""
         try:
             response = self._session.put(
-                self.url(alert.occurrence),
-                json=body,
+                self.url(txn_id),
+                json=content,
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=self.timeout,
                 allow_redirects=False,

@@ -5,8 +5,8 @@ last line is for the bridge: ``ccci-result {json}``, a compact JSON object with 
 says beyond Drone's own build status — the lane that ran, the failing step and its one-line
 detail, what happened to the canonical. The bridge reads it from the step's log through Drone's
 API (``GET /api/repos/{repo}/builds/{n}/logs/{stage}/{step}``) and believes it only as the log's
-**last** line, so a recipe test that prints one cannot speak for the run. The line is a report, not an
-authority: PASS or FAIL is Drone's build status, which the plugin's exit code decides.
+**last** line, so a recipe test that prints one cannot speak for the run. The line is a report,
+not an authority: PASS or FAIL is Drone's build status, which the plugin's exit code decides.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import responses
 
 from ccci_bridge.app import create_app
 from ccci_bridge.settings import BridgeSettings
-from tests.bridge.payloads import DRONE, GITEA, GITHUB_API, SECRET
+from tests.bridge.payloads import DRONE, DRONE_SECRET, GITEA, GITHUB_API, SECRET
 
 
 class InlineExecutor:
@@ -42,6 +42,8 @@ def settings(tmp_path: Path) -> BridgeSettings:
         bot_logins="cc-ci-bot",
         cooldown_s=60,
         bridge_state_dir=tmp_path / "state",
+        drone_webhook_secret=DRONE_SECRET,
+        poll_interval_s=0,
     )
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import uuid
+from email.utils import formatdate
 from typing import Any
 
 from ccci_bridge.signatures import sign
@@ -128,3 +132,82 @@ def github_headers(
 def encode(payload: Any) -> bytes:
     """Return ``payload`` as the JSON bytes a forge posts."""
     return json.dumps(payload).encode()
+
+
+# -- Drone: its system webhook and its build API, as Drone 2 answers them -------------------------
+
+DRONE_SECRET = "bea26a2221fd8090ea38720fc445eca6"  # DRONE_WEBHOOK_SECRET, as openssl rand -hex 16
+CI_REPO = "coop-cloud/cc-ci"
+
+
+def drone_hook(number: int, status: str, *, repo: str = CI_REPO) -> dict[str, Any]:
+    """Return Drone's ``build`` webhook payload (``action`` updated) for build ``number``."""
+    owner, name = repo.split("/")
+    return {
+        "event": "build",
+        "action": "updated",
+        "user": {"id": 1, "login": "drone-admin"},
+        "repo": {"id": 5, "namespace": owner, "name": name, "slug": repo},
+        "build": {"id": 9000 + number, "number": number, "status": status, "event": "custom"},
+    }
+
+
+def drone_headers(
+    body: bytes, *, date: str | None = None, secret: str = DRONE_SECRET
+) -> dict[str, str]:
+    """Return the headers Drone's webhook sender sets: Date, Digest and the HTTP signature.
+
+    Computed here from the scheme (``tests/bridge/test_signatures.py`` checks the same against
+    openssl), not with the bridge's own signer.
+    """
+    date = date or formatdate(usegmt=True)
+    digest = "SHA-256=" + base64.b64encode(hashlib.sha256(body).digest()).decode()
+    mac = hmac.new(secret.encode(), f"date: {date}\ndigest: {digest}".encode(), hashlib.sha256)
+    signature = base64.b64encode(mac.digest()).decode()
+    return {
+        "Content-Type": "application/json",
+        "Date": date,
+        "Digest": digest,
+        "Signature": (
+            'keyId="hmac-key",algorithm="hmac-sha256",headers="date digest",'
+            f'signature="{signature}"'
+        ),
+    }
+
+
+def drone_build(
+    number: int,
+    status: str,
+    *,
+    steps: tuple[tuple[str, str, int], ...] = (("clone", "success", 0), ("test", "success", 0)),
+    started: int = 1_700_000_000,
+    took: int = 252,
+) -> dict[str, Any]:
+    """Return ``GET /api/repos/{repo}/builds/{n}``: one stage, ``steps`` as (name, status, exit)."""
+    done = status not in {"pending", "running"}
+    return {
+        "id": 9000 + number,
+        "number": number,
+        "status": status,
+        "event": "custom",
+        "error": "",
+        "started": started,
+        "finished": started + took if done else 0,
+        "stages": [
+            {
+                "id": 1,
+                "number": 1,
+                "name": "default",
+                "status": status,
+                "steps": [
+                    {"id": 10 + i, "number": i + 1, "name": n, "status": s, "exit_code": code}
+                    for i, (n, s, code) in enumerate(steps)
+                ],
+            }
+        ],
+    }
+
+
+def drone_log(*lines: str) -> list[dict[str, Any]]:
+    """Return ``GET …/logs/{stage}/{step}``: one entry per line, as Drone stores them."""
+    return [{"pos": i, "out": line + "\n", "time": i} for i, line in enumerate(lines)]

@@ -1,8 +1,13 @@
-"""A loopback stand-in for Drone and Gitea that records every request (for a real gunicorn)."""
+"""A loopback stand-in for Drone and Gitea that records every request (for a real gunicorn).
+
+It answers as the documented APIs do: builds (create, info, logs), pulls, permissions, comments
+(with their ids), edits, reactions and commit statuses.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.bridge.payloads import pull
+from tests.bridge.payloads import drone_build, pull
 
 HANG_GUARD_S = 120.0  # only so a broken bridge fails the test instead of hanging it
 
@@ -35,6 +40,7 @@ class Upstream:
         self.delay_s = delay_s
         self.seen: list[Seen] = []
         self.builds = 0
+        self.status: dict[int, str] = {}  # what GET /builds/{n} says (default: running)
         self._cond = threading.Condition()
         self.url = ""
 
@@ -78,12 +84,22 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 time.sleep(upstream.delay_s)  # a slow Drone or forge
             number = upstream.record(seen)
             status, body = 201, {}
+            build = re.search(r"/builds/(\d+)$", url.path)
             if url.path.endswith("/builds"):
                 status, body = 200, {"id": 1000 + number, "number": number, "status": "pending"}
+            elif build and self.command == "GET":
+                n = int(build[1])
+                status, body = 200, drone_build(n, upstream.status.get(n, "running"))
+            elif "/logs/" in url.path:
+                status, body = 200, []
             elif url.path.endswith("/permission"):
                 status, body = 200, {"permission": "write"}
             elif "/pulls/" in url.path:
                 status, body = 200, pull(int(url.path.rsplit("/", 1)[1]))
+            elif re.search(r"/issues/\d+/comments$", url.path):
+                body = {"id": 500 + len(upstream.matching("POST", "/comments"))}
+            elif self.command in {"PATCH", "DELETE"}:
+                status = 200
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -91,7 +107,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _answer
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
         def log_message(self, format: str, *args: Any) -> None:
             """Stay quiet."""

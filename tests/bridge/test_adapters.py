@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import requests
@@ -114,18 +115,81 @@ def test_forge_permission(forge: ForgeAPI, permission: str | None, expected: boo
     assert expected == forge.can_write("o/r", "a b")
 
 
+def _reaction_answer(forge: ForgeAPI, content: str) -> dict[str, Any]:
+    """A reaction as each forge answers it: GitHub's has an id, Gitea's has none."""
+    answer: dict[str, Any] = {"user": {"login": "cc-ci-bot"}, "content": content}
+    if forge.name == "github":
+        answer |= {"id": 4401, "node_id": "REA_x", "created_at": "2026-12-04T00:00:00Z"}
+    else:
+        answer |= {"created_at": "2026-12-04T00:00:00Z"}
+    return answer
+
+
 @responses.activate
-def test_forge_reaction_and_reply_bodies(forge: ForgeAPI) -> None:
-    """Reactions and replies post the documented JSON bodies."""
-    responses.post(f"{forge.api}/repos/o/r/issues/comments/9/reactions", status=201, json={})
-    responses.post(f"{forge.api}/repos/o/r/issues/42/comments", status=201, json={})
+def test_forge_reaction_reply_and_edit_bodies(forge: ForgeAPI) -> None:
+    """Reactions, replies and edits send the documented JSON; a reply answers its id."""
+    base = f"{forge.api}/repos/o/r/issues"
+    responses.post(
+        f"{base}/comments/9/reactions", status=201, json=_reaction_answer(forge, "rocket")
+    )
+    responses.post(f"{base}/42/comments", status=201, json={"id": 77, "body": "hi"})
+    responses.patch(f"{base}/comments/77", json={"id": 77, "body": "bye"})
 
-    forge.react("o/r", 9, "rocket")
-    forge.reply("o/r", 42, "hi")
+    reaction_id = forge.react("o/r", 9, "rocket")
+    assert 77 == forge.reply("o/r", 42, "hi")
+    forge.edit("o/r", 77, "bye")
 
-    assert [{"content": "rocket"}, {"body": "hi"}] == [
+    assert ("4401" if forge.name == "github" else None) == reaction_id
+    assert [{"content": "rocket"}, {"body": "hi"}, {"body": "bye"}] == [
         json.loads(c.request.body) for c in responses.calls
     ]
+
+
+@responses.activate
+def test_a_reply_answered_without_an_id_is_a_forge_error(forge: ForgeAPI) -> None:
+    """The verdict edits the reply later, so a reply whose id is unknown is not a success."""
+    responses.post(f"{forge.api}/repos/o/r/issues/42/comments", status=201, json={})
+    with pytest.raises(ForgeError, match="without an id"):
+        forge.reply("o/r", 42, "hi")
+
+
+@responses.activate
+def test_unreact_removes_the_reaction_each_forges_way(forge: ForgeAPI) -> None:
+    """Gitea deletes by content; GitHub by the reaction's id, and without one does nothing."""
+    base = f"{forge.api}/repos/o/r/issues/comments/9/reactions"
+    if forge.name == "github":
+        responses.delete(f"{base}/4401", status=204)
+    else:
+        responses.delete(base, status=200)
+
+    forge.unreact("o/r", 9, "rocket", "4401" if forge.name == "github" else None)
+    forge.unreact("o/r", 9, "rocket", None)
+
+    calls = [(c.request.method, c.request.url, c.request.body) for c in responses.calls]
+    if forge.name == "github":
+        assert [("DELETE", f"{base}/4401", None)] == calls
+    else:
+        assert [("DELETE", base, b'{"content": "rocket"}')] * 2 == calls
+
+
+@responses.activate
+def test_a_commit_status_is_posted_to_the_head_with_a_short_description(forge: ForgeAPI) -> None:
+    """``POST /repos/{o}/{r}/statuses/{sha}``: state, context, target URL, at most 140 chars."""
+    responses.post(f"{forge.api}/repos/o/r/statuses/{SHA}", status=201, json={"id": 1})
+
+    forge.set_status(
+        "o/r", SHA, "failure", context="cc-ci/cold", url="https://d/1", description="x" * 300
+    )
+
+    sent = json.loads(responses.calls[0].request.body)
+    assert ("failure", "cc-ci/cold", "https://d/1") == (
+        sent["state"],
+        sent["context"],
+        sent["target_url"],
+    )
+    assert 140 == len(sent["description"])
+    with pytest.raises(ForgeError, match="not a commit id"):
+        forge.set_status("o/r", "../x", "pending", context="c", url="u", description="d")
 
 
 @responses.activate

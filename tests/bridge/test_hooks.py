@@ -487,7 +487,7 @@ def test_healthz_reports_the_hooks(client: flask.testing.FlaskClient) -> None:
     assert 200 == response.status_code
     assert {
         "status": "ok",
-        "hooks": {"gitea": True, "github": True, "chat": True},
+        "hooks": {"gitea": True, "github": True, "chat": True, "drone": True},
     } == response.get_json()
 
 

@@ -20,6 +20,7 @@ from ccci_bridge.signatures import (
     verify_hex,
     verify_token,
 )
+from tests.bridge.payloads import DRONE_SECRET
 
 BODY = b'{"action":"created"}'
 
@@ -67,7 +68,7 @@ def test_bad_tokens_are_401(given: str | None) -> None:
 
 # -- Drone's system webhooks (draft-cavage HTTP signatures, as httpsignatures-go signs) -----------
 
-DRONE_SECRET = "bea26a2221fd8090ea38720fc445eca6"  # as ``openssl rand -hex 16`` makes one
+
 DRONE_BODY = (
     b'{"event":"build","action":"updated","repo":{"slug":"coop-cloud/ci"},'
     b'"build":{"number":42,"status":"success"}}'

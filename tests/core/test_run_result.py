@@ -54,4 +54,5 @@ def test_fields_are_folded_to_one_short_line() -> None:
     line = MARKER + '{"verdict":"fail","lane":"cold","detail":"a\\n  b' + "x" * 1000 + '"}'
     told = parse_line(line)
     assert told is not None
-    assert told.detail.startswith("a b") and len(told.detail) == 300
+    assert told.detail.startswith("a b")
+    assert 300 == len(told.detail)

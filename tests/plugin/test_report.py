@@ -112,14 +112,17 @@ def test_the_result_line_names_the_first_failing_step_on_one_line(report: RunRep
 
     told = parse_line(report.result(1).line())
 
-    assert RunResult(
-        verdict="fail",
-        lane="cold",
-        recipe="app",
-        canonical="restored to known-good",
-        step="upgrade",
-        detail="app not ready: exit 127",
-    ) == told
+    assert (
+        RunResult(
+            verdict="fail",
+            lane="cold",
+            recipe="app",
+            canonical="restored to known-good",
+            step="upgrade",
+            detail="app not ready: exit 127",
+        )
+        == told
+    )
 
 
 @pytest.mark.parametrize(("code", "verdict"), [(0, "pass"), (2, "error")])

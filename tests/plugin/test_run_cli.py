@@ -21,8 +21,8 @@ import pytest
 from ccci_core.agent_client import AgentClient
 from ccci_core.deploy.stack import live_stacks
 from ccci_core.docker_engine import SECRET_OWNER
-from ccci_core.run_result import RunResult, find_result
 from ccci_core.names import AppName, canonical_app, cold_app, run_hex_of, stack_name
+from ccci_core.run_result import RunResult, find_result
 from tests.agent_server import ROOT
 from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, SUFFIX, _reap, build_recipe_repo, stacks
 from tests.gitrepo import commit
