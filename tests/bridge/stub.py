@@ -97,7 +97,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             elif "/pulls/" in url.path:
                 status, body = 200, pull(int(url.path.rsplit("/", 1)[1]))
             elif re.search(r"/issues/\d+/comments$", url.path):
-                body = {"id": 500 + len(upstream.matching("POST", "/comments"))}
+                body = {"id": 499 + len(upstream.matching("POST", "/comments"))}  # 500, 501, …
             elif self.command in {"PATCH", "DELETE"}:
                 status = 200
             data = json.dumps(body).encode()

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.bridge.payloads import SECRET, encode, gitea_comment, gitea_headers
-from tests.bridge.stub import Upstream, upstream_stub
+from ccci_bridge.poller import LOCK_NAME, PollLock
+from tests.bridge.payloads import SHA, encode, gitea_comment, gitea_headers
+from tests.bridge.serve import Served, gunicorn_bridge
+from tests.bridge.stub import HANG_GUARD_S, Upstream, upstream_stub
 
 BURST = 12
 MAX_BURSTS = 20
@@ -32,52 +32,8 @@ def upstream() -> Iterator[Upstream]:
 def bridge(upstream: Upstream, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Two gunicorn workers serving ``ccci_bridge:create_app()``; yield the URL and access log."""
     access_log = tmp_path / "access.log"
-    env = {
-        **os.environ,
-        "CCCI_DRONE_SERVER": upstream.url,
-        "CCCI_DRONE_TOKEN": "drone-token",
-        "CCCI_DRONE_REPO": "coop-cloud/cc-ci",
-        "CCCI_GITEA_URL": upstream.url,
-        "CCCI_GITEA_TOKEN": "gitea-token",
-        "CCCI_WEBHOOK_SECRET": SECRET,
-        "CCCI_BRIDGE_STATE_DIR": str(tmp_path / "state"),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            "127.0.0.1:0",
-            "--access-logfile",
-            str(access_log),
-            "--access-logformat",
-            "%(p)s %(s)s %(U)s",
-            "ccci_bridge.app:create_app()",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    url, booted = None, 0
-    for line in proc.stderr:  # ends at EOF if gunicorn dies, so a broken app fails, never hangs
-        if match := re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", line):
-            url = match[1]
-        booted += "Booting worker" in line
-        if url and booted == 2:
-            break
-    assert url is not None, "gunicorn did not listen"
-    assert 2 == booted, "gunicorn did not start two workers"
-    drain = threading.Thread(target=proc.stderr.read, daemon=True)
-    drain.start()
-    try:
-        yield url, access_log
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait()
+    with gunicorn_bridge(upstream.url, tmp_path / "state", access_log) as served:
+        yield served.url, access_log
 
 
 def _burst(url: str, data: bytes, headers: dict[str, str]) -> list[int]:
@@ -156,3 +112,49 @@ def test_unsigned_request_is_401_under_gunicorn(
         response.json(),
     )
     assert [] == upstream.seen
+
+
+def _lock_holder(state: Path) -> int | None:
+    text = (state / LOCK_NAME).read_text() if (state / LOCK_NAME).exists() else ""
+    return int(text) if text.strip().isdigit() else None
+
+
+def _wait_for_holder(served: Served, state: Path, not_pid: int | None = None) -> int:
+    """Wait until a live worker other than ``not_pid`` holds the poll lock; return its pid."""
+    deadline = time.monotonic() + HANG_GUARD_S  # only so a broken poller fails, not hangs
+    while time.monotonic() < deadline:
+        holder = _lock_holder(state)
+        if holder is not None and holder != not_pid and holder in served.workers():
+            return holder
+        time.sleep(0.05)
+    raise AssertionError(f"no worker took the poll lock (file says {_lock_holder(state)})")
+
+
+def test_one_worker_polls_and_another_takes_over_when_it_dies(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """Without any webhook the poller delivers the verdict; one worker polls, then another."""
+    state = tmp_path / "state"
+    with gunicorn_bridge(
+        upstream.url, state, tmp_path / "access.log", CCCI_POLL_INTERVAL_S="0.2"
+    ) as served:
+        data = encode(gitea_comment("!testme"))
+        response = requests.post(
+            f"{served.url}/hooks/gitea", data=data, headers=gitea_headers(data), timeout=30
+        )
+        assert 202 == response.status_code
+        upstream.wait_for("POST", "/issues/42/comments", 1)
+        first = _wait_for_holder(served, state)
+        assert not PollLock(state).acquire()  # held: no second poller can start
+
+        upstream.status[1] = "success"
+        (edit,) = upstream.wait_for("PATCH", "/issues/comments/500", 1)
+        assert "✅ PASS" in edit.body["body"]
+
+        os.kill(first, signal.SIGKILL)
+        second = _wait_for_holder(served, state, not_pid=first)
+
+    assert first != second
+    assert 1 == len(upstream.matching("PATCH", "/issues/comments/500"))  # never delivered twice
+    statuses = [seen.body["state"] for seen in upstream.matching("POST", "/statuses/" + SHA)]
+    assert ["pending", "success"] == statuses
