@@ -118,7 +118,7 @@ class DroneAPI:
         response = self._request(method, path, params)
         if response.status_code == 404 and method == "GET":
             return None
-        if not response.ok:
+        if not 200 <= response.status_code < 300:  # a redirect too: it is not followed
             raise DroneError(
                 f"Drone answered {response.status_code}: {_tail(response.text)}",
                 status_code=response.status_code,

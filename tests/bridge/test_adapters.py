@@ -9,10 +9,10 @@ import pytest
 import requests
 import responses
 
-from ccci_bridge.drone import Build, DroneAPI
+from ccci_bridge.drone import Build, DroneAPI, StepInfo
 from ccci_bridge.errors import DroneError, ForgeError, NoPipeline, UpstreamError
 from ccci_bridge.forge import ForgeAPI, Gitea, GitHub, Pull
-from tests.bridge.payloads import DRONE, GITEA, GITHUB_API, SHA, pull
+from tests.bridge.payloads import DRONE, GITEA, GITHUB_API, SHA, drone_build, drone_log, pull
 
 BUILDS = f"{DRONE}/api/repos/coop-cloud/cc-ci/builds"
 FOREIGN = [
@@ -79,6 +79,53 @@ def test_drone_answers_that_are_not_builds(
     with pytest.raises(error) as caught:
         drone.create_build({})
     assert status_code == caught.value.status_code
+
+
+@responses.activate
+def test_drone_build_info_and_step_log(drone: DroneAPI) -> None:
+    """``GET …/builds/{n}``: status, times and every stage's steps; ``…/logs/{s}/{t}``: lines."""
+    steps = (("clone", "success", 0), ("test", "failure", 1))
+    responses.get(f"{BUILDS}/17", json=drone_build(17, "failure", steps=steps))
+    responses.get(f"{BUILDS}/17/logs/1/2", json=drone_log("one", "two"))
+
+    info = drone.build(17)
+
+    assert info is not None
+    assert (17, "failure", True, 252) == (
+        info.number,
+        info.status,
+        info.done,
+        info.finished - info.started,
+    )
+    assert [
+        StepInfo(1, 1, "clone", "success", 0),
+        StepInfo(1, 2, "test", "failure", 1),
+    ] == list(info.steps)
+    assert ["one\n", "two\n"] == drone.step_log(17, 1, 2)
+    assert "Bearer tok" == responses.calls[0].request.headers["Authorization"]
+
+
+@responses.activate
+def test_drone_build_info_of_a_missing_or_malformed_build(drone: DroneAPI) -> None:
+    """A 404 is no build; a build without its number is an error; odd stages are skipped."""
+    responses.get(f"{BUILDS}/1", status=404, json={"message": "Not Found"})
+    responses.get(f"{BUILDS}/2", json={"status": "success"})
+    responses.get(
+        f"{BUILDS}/3",
+        json={"number": 3, "status": "running", "stages": [None, {"number": "1"}, {"number": 1}]},
+    )
+    responses.get(f"{BUILDS}/3/logs/1/1", json={"not": "a list"})
+    responses.get(f"{BUILDS}/4", status=302, headers={"Location": "https://evil.example/"})
+
+    assert drone.build(1) is None
+    with pytest.raises(DroneError):
+        drone.build(2)
+    running = drone.build(3)
+    assert running is not None
+    assert (False, (), 0) == (running.done, running.steps, running.finished)
+    assert [] == drone.step_log(3, 1, 1)
+    with pytest.raises(DroneError, match="302"):
+        drone.build(4)  # a redirect is not followed: the token stays with the server
 
 
 @responses.activate

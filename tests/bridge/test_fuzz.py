@@ -19,9 +19,12 @@ from ccci_bridge.settings import BridgeSettings
 from tests.bridge.conftest import InlineExecutor
 from tests.bridge.payloads import (
     DRONE,
+    DRONE_SECRET,
     GITEA,
     GITHUB_API,
     SECRET,
+    drone_headers,
+    drone_hook,
     encode,
     gitea_comment,
     gitea_headers,
@@ -99,6 +102,8 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> flask.Flask:
         cooldown_s=0,
         max_body=MAX_BODY,
         bridge_state_dir=tmp_path_factory.mktemp("fuzz-state"),
+        drone_webhook_secret=DRONE_SECRET,
+        poll_interval_s=0,
     )
     return create_app(settings_, executor=InlineExecutor())
 
@@ -262,6 +267,19 @@ def test_chat_arbitrary_payloads(
         response = client.post(
             "/hooks/chat", data=body, headers={"Authorization": "Bearer chat-token"}
         )
+
+    assert response.status_code < 500
+    assert [] == list(upstream.calls)
+
+
+@FUZZ
+@given(payload=json_values | st.builds(drone_hook, st.integers(-5, 10**12), st.text(max_size=12)))
+def test_drone_hook_arbitrary_signed_payloads(
+    fuzz_app: flask.Flask, upstream: responses.RequestsMock, payload: Any
+) -> None:
+    """Any signed document is a 2xx or 4xx; a build the bridge never created asks nobody."""
+    body = json.dumps(payload).encode()
+    response = fuzz_app.test_client().post("/hooks/drone", data=body, headers=drone_headers(body))
 
     assert response.status_code < 500
     assert [] == list(upstream.calls)
