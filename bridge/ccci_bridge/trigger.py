@@ -97,7 +97,8 @@ class Trigger:
         user = f"{event.forge}:{event.user}"
         where = {"repo": event.repo, "pr": event.number, "comment_id": event.comment_id}
         recorded = self._record(answer, user, forge, **where)
-        reaction_id = self._react(forge, event, "rocket" if recorded else "confused")
+        started = answer.outcome == "started"
+        reaction_id = self._react(forge, event, "rocket" if started else "confused")
         try:
             reply_id = forge.reply(event.repo, event.number, f"@{event.user} {answer.text}")
         except BridgeError as exc:
