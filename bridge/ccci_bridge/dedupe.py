@@ -42,11 +42,14 @@ CREATE TABLE IF NOT EXISTS builds (
     room TEXT, event_id TEXT,    -- a chat request: where to reply
     verdict TEXT,                -- pass | fail | error, once known (then it never changes)
     outcome TEXT,                -- the verdict's facts as JSON (step, detail, canonical, ...)
+    announced INTEGER NOT NULL DEFAULT 0,  -- the "started" reply and pending status are done
     claimed REAL,                -- a delivery of the verdict is under way since
+    claim TEXT,                  -- … by the holder of this token
     delivered REAL,              -- the verdict reached every place it goes
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0  -- a failed delivery waits until then (backoff)
 );
-CREATE INDEX IF NOT EXISTS builds_open ON builds (delivered, created);
+CREATE INDEX IF NOT EXISTS builds_open ON builds (delivered, next_try);
 CREATE INDEX IF NOT EXISTS builds_recipe ON builds (recipe, created);
 """
 
@@ -115,6 +118,15 @@ class Store:
         """End ``user``'s cooldown, e.g. when their build could not be started."""
         with self.transaction() as db:
             db.execute("DELETE FROM cooldown WHERE user = ?", (user,))
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """Yield a connection for reads only: no write lock, so pages never wait on webhooks."""
+        try:
+            with self._connect() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StoreError(f"dedupe store {self.path}: {exc}") from exc
 
     def ping(self) -> None:
         """Raise StoreError unless the store can be written."""

@@ -78,8 +78,8 @@ class Forge(Protocol):
         """Comment ``body`` on issue or pull request ``number``; return the comment's id."""
         ...
 
-    def edit(self, repo: str, comment_id: int, body: str) -> None:
-        """Replace the body of the bridge's comment ``comment_id``."""
+    def edit(self, repo: str, comment_id: int, body: str) -> bool:
+        """Replace the body of the bridge's comment ``comment_id``; False if it is gone."""
         ...
 
     def set_status(
@@ -118,7 +118,7 @@ class ForgeAPI:
         except requests.RequestException as exc:
             raise ForgeError(f"cannot reach {self.name}: {type(exc).__name__}") from exc
         if ok_404 and response.status_code == 404:
-            return None
+            return _GONE
         if not response.ok:
             raise ForgeError(
                 f"{self.name} answered {response.status_code} to {method} {path}",
@@ -150,17 +150,21 @@ class ForgeAPI:
             f"/repos/{_path(repo)}/collaborators/{quote(user, safe='')}/permission",
             ok_404=True,
         )
-        if body is None:
+        if body is _GONE:
             return False
         permission = body.get("permission") if isinstance(body, dict) else None
         return permission in WRITE_PERMISSIONS
 
     def react(self, repo: str, comment_id: int, reaction: Reaction) -> str | None:
-        """Add ``reaction`` to comment ``comment_id`` of ``repo``; return GitHub's reaction id."""
+        """Add ``reaction`` to comment ``comment_id`` of ``repo``; return GitHub's reaction id.
+
+        A comment deleted meanwhile is nothing to react to (not an error).
+        """
         body = self._call(
             "POST",
             f"/repos/{_path(repo)}/issues/comments/{int(comment_id)}/reactions",
             json={"content": reaction},
+            ok_404=True,
         )
         given = body.get("id") if isinstance(body, dict) else None
         return str(given) if isinstance(given, int) and not isinstance(given, bool) else None
@@ -186,13 +190,15 @@ class ForgeAPI:
         except (KeyError, TypeError, ValueError) as exc:
             raise ForgeError(f"{self.name} answered a comment without an id") from exc
 
-    def edit(self, repo: str, comment_id: int, body: str) -> None:
-        """Replace the body of comment ``comment_id`` of ``repo``."""
-        self._call(
+    def edit(self, repo: str, comment_id: int, body: str) -> bool:
+        """Replace the body of comment ``comment_id`` of ``repo``; False if it was deleted."""
+        answer = self._call(
             "PATCH",
             f"/repos/{_path(repo)}/issues/comments/{int(comment_id)}",
             json={"body": body},
+            ok_404=True,
         )
+        return answer is not _GONE
 
     def set_status(
         self, repo: str, sha: str, state: StatusState, *, context: str, url: str, description: str
@@ -246,6 +252,7 @@ class GitHub(ForgeAPI):
         }
 
 
+_GONE: Any = object()  # what _call answers for a 404 it was told to expect
 _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 

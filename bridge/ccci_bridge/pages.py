@@ -58,7 +58,11 @@ def row(record: BuildRecord) -> dict[str, Any]:
         "cancelled": outcome is not None and outcome.status == "killed",
         "seconds": outcome.seconds if outcome is not None else None,
         "duration": duration(outcome.seconds) if outcome is not None and outcome.seconds else "",
-        "problem": problem(outcome) if outcome is not None and outcome.verdict != "pass" else "",
+        "problem": (
+            problem(outcome, lambda text: text)
+            if outcome is not None and outcome.verdict != "pass"
+            else ""
+        ),
         "canonical": outcome.canonical if outcome is not None else "",
         "link": record.link,
     }

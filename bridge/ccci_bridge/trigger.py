@@ -105,7 +105,7 @@ class Trigger:
             log.warning("cannot reply to %s#%s: %s", event.repo, event.number, exc)
             reply_id = None
         if recorded and answer.build is not None:
-            self._note(answer.build.number, reply_id=reply_id, reaction_id=reaction_id)
+            self._announce(answer.build.number, reply_id, reaction_id)
         log.info(
             "%s %s#%s by %s: %s",
             event.forge,
@@ -187,14 +187,13 @@ class Trigger:
                 log.warning("cannot set the pending status of build %s: %s", build.number, exc)
         return True
 
-    def _note(self, number: int, **changes: int | str | None) -> None:
-        known = {name: value for name, value in changes.items() if value is not None}
-        if not known:
-            return
+    def _announce(
+        self, number: int, reply_id: int | None = None, reaction_id: str | None = None
+    ) -> None:
         try:
-            self.records.note(number, **known)
-        except BridgeError as exc:  # the verdict then posts a new reply instead of editing
-            log.warning("cannot note %s of build %s: %s", ", ".join(known), number, exc)
+            self.records.announce(number, reply_id, reaction_id)
+        except BridgeError as exc:  # the verdict then waits out the grace, and may post anew
+            log.warning("cannot note that build %s was announced: %s", number, exc)
 
     # -- chat -----------------------------------------------------------------------------
 
@@ -225,7 +224,8 @@ class Trigger:
         where: dict[str, object] = {"room": event.room, "event_id": event.event_id}
         if forge is not None:
             where |= {"repo": repo, "pr": number}
-        self._record(answer, user, forge, **where)
+        if self._record(answer, user, forge, **where) and answer.build is not None:
+            self._announce(answer.build.number)  # the chat posts the answer: nothing to wait for
         return answer
 
     # -- shared ---------------------------------------------------------------------------

@@ -27,12 +27,12 @@ from ccci_core.run_result import RunResult, find_result, one_line
 from .drone import BuildInfo, Drone, StepInfo
 from .errors import BridgeError, DroneError, StoreError
 from .forge import Forge, Reaction, StatusState
-from .records import BuildRecord, Outcome, Records
+from .records import MAX_ATTEMPTS, BuildRecord, Outcome, Records
 
 log = logging.getLogger(__name__)
 
 NO_RESULT = "no result from Drone"
-REPLY_GRACE_S = 60.0  # a verdict this soon waits for the "started" reply's id to be noted
+ANNOUNCE_GRACE_S = 60.0  # this long, a verdict waits for the "started" reply and pending status
 LOGS_READ = 3  # step logs read at most to find the run's result line
 _VERDICT = {"success": "pass", "failure": "fail"}  # every other finished status is an error
 STATE: dict[str, StatusState] = {"pass": "success", "fail": "failure", "error": "error"}
@@ -71,6 +71,8 @@ def outcome_of(build: BuildInfo, read_log: Callable[[StepInfo], list[str]]) -> O
         if result is not None:
             break
     verdict = _VERDICT.get(build.status, "error")
+    if verdict == "fail" and result is not None and result.verdict == "error":
+        verdict = "error"  # the run refused or could not run (exit 2): not the recipe's fault
     failed = next((s for s in build.steps if s.status == "failure"), None)
     step, detail = "", ""
     if result is not None and verdict != "pass":
@@ -125,11 +127,30 @@ def headline(record: BuildRecord, outcome: Outcome) -> str:
     return f"{mark}: {what}{took}"
 
 
-def problem(outcome: Outcome) -> str:
-    """Return the failing step and its detail (``upgrade — …``), or why the build is an error."""
+def code(text: str) -> str:
+    """Return ``text`` as a Markdown code span: no mention, link or image in it renders."""
+    return "`" + text.replace("`", "'") + "`"
+
+
+def problem(outcome: Outcome, quote: Callable[[str], str] = code) -> str:
+    """Return the failing step and its detail (``upgrade — …``), or why the build is an error.
+
+    Both may come from the run's log, which the PR's own tests can write to: ``quote`` them.
+    """
     if outcome.step:
-        return f"`{outcome.step}` — {outcome.detail}" if outcome.detail else f"`{outcome.step}`"
-    return outcome.detail
+        step = quote(outcome.step)
+        return f"{step} — {quote(outcome.detail)}" if outcome.detail else step
+    return quote(outcome.detail) if outcome.detail else ""
+
+
+def plain(text: str) -> str:
+    """Return ``text`` for chat: a zero-width space after ``@`` so no ``@room`` pings anyone."""
+    return text.replace("@", "@\u200b")
+
+
+def ran_quick(record: BuildRecord, outcome: Outcome) -> bool:
+    """Return whether the quick lane ran (a quick request may have fallen back to cold)."""
+    return (outcome.lane or record.lane) == "quick"
 
 
 def reply_text(record: BuildRecord, outcome: Outcome, user: str) -> str:
@@ -138,10 +159,10 @@ def reply_text(record: BuildRecord, outcome: Outcome, user: str) -> str:
     if outcome.verdict != "pass" and (said := problem(outcome)):
         lines.append(("Failing step: " if outcome.step else "Reason: ") + said)
     if outcome.fallback:
-        lines.append(f"The quick lane was asked; the cold lane ran: {outcome.fallback}.")
+        lines.append(f"The quick lane was asked; the cold lane ran: {code(outcome.fallback)}.")
     if outcome.canonical:
-        lines.append(f"Canonical: {outcome.canonical}.")
-    if record.lane == "quick":
+        lines.append(f"Canonical: {code(outcome.canonical)}.")
+    if ran_quick(record, outcome):
         lines.append("Quick lane: lower confidence, never gates merge.")
     lines.append(f"Drone: {record.link}")
     return "\n\n".join(lines)
@@ -149,16 +170,16 @@ def reply_text(record: BuildRecord, outcome: Outcome, user: str) -> str:
 
 def chat_text(record: BuildRecord, outcome: Outcome) -> str:
     """Return the chat reply: the headline, the problem and the link on one line."""
-    said = problem(outcome) if outcome.verdict != "pass" else ""
+    said = plain(problem(outcome, lambda text: text)) if outcome.verdict != "pass" else ""
     return " — ".join(part for part in (headline(record, outcome), said, record.link) if part)
 
 
 def status_description(record: BuildRecord, outcome: Outcome) -> str:
     """Return the commit status's short description."""
-    said = problem(outcome).replace("`", "") if outcome.verdict != "pass" else ""
+    said = problem(outcome, lambda text: text) if outcome.verdict != "pass" else ""
     took = f" in {duration(outcome.seconds)}" if outcome.seconds else ""
     text = {"pass": "PASS", "fail": "FAIL"}.get(outcome.verdict, "error") + took
-    if record.lane == "quick":
+    if ran_quick(record, outcome):
         text += " (quick lane, advisory)"
     return f"{text}: {said}" if said else text
 
@@ -194,20 +215,24 @@ class Verdicts:
     def settle(self, number: int) -> str:
         """Deliver build ``number``'s verdict if it is known; return what happened (for logs).
 
-        ``unknown`` (not a build of ours), ``done`` (delivered before), ``pending`` (not finished),
-        ``taken`` (another worker delivers it), ``delivered``, or ``failed`` (retried later).
+        ``unknown`` (not a build of ours), ``done`` (delivered before), ``pending`` (not finished,
+        or its "started" messages are still going out), ``taken`` (another worker delivers it),
+        ``delivered``, or ``failed`` (retried later; the store failing too).
         """
+        try:
+            return self._settle(number)
+        except StoreError as exc:  # disk full, locked: the next pass tries again
+            log.error("cannot settle build %s: %s", number, exc)
+            return "failed"
+
+    def _settle(self, number: int) -> str:
         record = self.records.get(number)
         if record is None:
             return "unknown"
         if record.delivered is not None:
             return "done"
-        if (
-            record.comment_id is not None
-            and record.reply_id is None
-            and self.clock() - record.created < REPLY_GRACE_S
-        ):
-            return "pending"  # the reply is being posted: edit it, do not post a second one
+        if not record.announced and self.clock() - record.created < ANNOUNCE_GRACE_S:
+            return "pending"  # the "started" reply and status are going out: do not overtake them
         outcome = record.outcome or self._outcome(record)
         if outcome is None:
             return "pending"
@@ -216,15 +241,17 @@ class Verdicts:
             return "taken"
         try:
             self._deliver(claimed)
-        except BridgeError as exc:
-            attempts = self.records.release(number)
-            log.warning("verdict of build %s not delivered (try %s): %s", number, attempts, exc)
+        except Exception as exc:  # a worker thread or the poller: log, retry later, never die
+            attempts = self.records.release(claimed)
+            if not isinstance(exc, BridgeError):
+                log.exception("verdict of build %s not delivered", number)
+            if attempts >= MAX_ATTEMPTS:
+                log.error("verdict of build %s given up after %s tries: %s", number, attempts, exc)
+            else:
+                log.warning("verdict of build %s not delivered (try %s): %s", number, attempts, exc)
             return "failed"
-        except Exception:  # a worker thread or the poller: log, retry later, never die
-            attempts = self.records.release(number)
-            log.exception("verdict of build %s not delivered (try %s)", number, attempts)
-            return "failed"
-        self.records.delivered(number)
+        if not self.records.delivered(claimed):
+            log.warning("build %s: delivered after its claim expired (sent twice?)", number)
         log.info("build %s: %s delivered", number, claimed.verdict)
         return "delivered"
 
@@ -282,9 +309,8 @@ class Verdicts:
         if record.comment_id is None or record.pr is None:
             return  # asked in chat: the PR only gets the status
         text = reply_text(record, outcome, user_of(record))
-        if record.reply_id is not None:
-            forge.edit(repo, record.reply_id, text)
-        else:  # the first reply was lost: post the verdict, and edit that one on a retry
-            self.records.note(record.number, reply_id=forge.reply(repo, record.pr, text))
+        if record.reply_id is None or not forge.edit(repo, record.reply_id, text):
+            # The "started" reply was lost or deleted: post the verdict; a retry edits that one.
+            self.records.note_reply(record.number, forge.reply(repo, record.pr, text))
         forge.unreact(repo, record.comment_id, "rocket", record.reaction_id)
         forge.react(repo, record.comment_id, REACTION[outcome.verdict])

@@ -109,7 +109,7 @@ def test_the_runs_page_renders_rows_and_verdicts_and_escapes_names(
     assert [HOSTILE, "nextcloud", "traefik", "traefik", "keycloak", "keycloak"] == recipes
     verdicts = [row[5].split(" ")[0] for row in dom.rows]
     assert ["FAIL", "cancelled", "PENDING", "PASS", "FAIL", "PASS"] == verdicts
-    assert "`upgrade` — not ready: exit 127" in dom.rows[4][5]
+    assert "upgrade — not ready: exit 127" in dom.rows[4][5]
     assert ("c/keycloak#5", "quick") == (dom.rows[4][2], dom.rows[4][3])
     assert ["#6", "#5", "#4", "#3", "#2", "#1"] == [row[7] for row in dom.rows]
 

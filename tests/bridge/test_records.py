@@ -9,7 +9,7 @@ import pytest
 from ccci_bridge.dedupe import Store
 from ccci_bridge.drone import BuildInfo, StepInfo
 from ccci_bridge.errors import DroneError
-from ccci_bridge.records import CLAIM_S, BuildRecord, Outcome, Records
+from ccci_bridge.records import CLAIM_S, MAX_ATTEMPTS, BuildRecord, Outcome, Records, backoff
 from ccci_bridge.verdicts import duration, outcome_of
 from ccci_core.run_result import RunResult
 
@@ -97,26 +97,47 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_after_claim_s(tmp_path: Pa
     records.add(BuildRecord(7, clock.now, "app", "cold", "gitea:a", "https://d/7"))
     first, second = Outcome("fail", "failure"), Outcome("pass", "success")
 
-    claimed = records.claim(7, first)
-    assert claimed is not None
+    dead = records.claim(7, first)
+    assert dead is not None
     assert records.claim(7, second) is None
     clock.now += CLAIM_S + 1
     again = records.claim(7, second)
     assert again is not None
     assert (first, "fail") == (again.outcome, again.verdict)
-    records.delivered(7)
+    # The dead worker's token no longer ends or releases anything; the live one's does.
+    assert not records.delivered(dead)
+    assert 0 == records.release(dead)
+    assert records.claim(7, second) is None
+    assert records.delivered(again)
     clock.now += CLAIM_S + 1
     assert records.claim(7, second) is None
     assert [] == records.undelivered()
 
 
-def test_only_reply_and_reaction_ids_are_noted_later(tmp_path: Path) -> None:
-    """``note`` cannot rewrite who asked or where the verdict goes."""
+def test_a_released_delivery_waits_a_doubling_backoff(tmp_path: Path) -> None:
+    """1, 2, 4 … minutes between tries, at most an hour; MAX_ATTEMPTS span about 15 hours."""
+    clock = Clock()
+    records = Records(Store(tmp_path, clock))
+    records.add(BuildRecord(7, clock.now, "app", "cold", "gitea:a", "https://d/7"))
+    waits = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        claimed = records.claim(7, Outcome("pass", "success"))
+        assert claimed is not None
+        assert attempt == records.release(claimed)
+        assert [] == records.undelivered()  # not due yet
+        waits.append(backoff(attempt))
+        clock.now += backoff(attempt)
+        assert ([7] if attempt < MAX_ATTEMPTS else []) == [r.number for r in records.undelivered()]
+    assert [60, 120, 240, 480, 960, 1920, 3600] == waits[:7]
+    assert 12 * 3600 < sum(waits) < 18 * 3600
+
+
+def test_announce_keeps_a_reply_the_verdict_already_posted(tmp_path: Path) -> None:
+    """A "started" reply slower than the grace does not take the verdict comment's place."""
     records = Records(Store(tmp_path))
-    records.add(BuildRecord(7, 1.0, "app", "cold", "gitea:a", "https://d/7"))
-    records.note(7, reply_id=9, reaction_id="44")
-    with pytest.raises(ValueError, match="noted later"):
-        records.note(7, repo="evil/repo")
+    records.add(BuildRecord(7, 1.0, "app", "cold", "gitea:a", "https://d/7", comment_id=3))
+    records.note_reply(7, 900)
+    records.announce(7, 800, "44")
     got = records.get(7)
     assert got is not None
-    assert (9, "44", None) == (got.reply_id, got.reaction_id, got.repo)
+    assert (True, 900, "44") == (got.announced, got.reply_id, got.reaction_id)

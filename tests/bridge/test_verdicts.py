@@ -19,7 +19,8 @@ import responses
 from pydantic import SecretStr
 
 from ccci_bridge.app import create_app
-from ccci_bridge.records import MAX_ATTEMPTS
+from ccci_bridge.errors import StoreError
+from ccci_bridge.records import MAX_ATTEMPTS, BuildRecord
 from ccci_bridge.settings import BridgeSettings
 from ccci_core.run_result import RunResult
 from tests.bridge.conftest import InlineExecutor
@@ -134,6 +135,13 @@ def _calls(api: responses.RequestsMock, method: str, needle: str) -> list[Any]:
     ]
 
 
+def _later(app: flask.Flask, seconds: float) -> None:
+    """Move the bridge's clocks (the store's and the verdicts') ``seconds`` ahead of now."""
+    bridge = app.extensions["ccci_bridge"]
+    ahead = bridge.store.clock() - time.time() + seconds
+    bridge.store.clock = bridge.verdicts.clock = lambda: time.time() + ahead
+
+
 def _build_reads(api: responses.RequestsMock) -> int:
     """Count the times the bridge asked Drone about build NUMBER (not its logs)."""
     return sum(
@@ -197,8 +205,8 @@ def test_a_fail_names_the_step_and_its_detail_and_the_quick_lanes_place(
 
     body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
     assert body.startswith(f"@alice ❌ FAIL: quick run of `keycloak` at {SHA[:10]}")
-    assert "Failing step: `upgrade` — app not ready after 120 s: app: exit 127" in body, body
-    assert "Canonical: restored to its known-good snapshot." in body
+    assert "Failing step: `upgrade` — `app not ready after 120 s: app: exit 127`" in body, body
+    assert "Canonical: `restored to its known-good snapshot`." in body
     assert "Quick lane: lower confidence, never gates merge." in body
     assert [("pending", "cc-ci/quick"), ("failure", "cc-ci/quick")] == _statuses(api)
     description = _calls(api, "POST", f"/statuses/{SHA}")[-1]["description"]
@@ -218,7 +226,7 @@ def test_a_fail_without_the_runs_line_names_drones_failed_step(
     _hook(client, "failure")
 
     body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
-    assert "Failing step: `test` — exit code 137" in body
+    assert "Failing step: `test` — `exit code 137`" in body
 
 
 def test_a_cancelled_build_is_an_error(
@@ -233,7 +241,7 @@ def test_a_cancelled_build_is_an_error(
 
     body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
     assert body.startswith("@alice ⚠️ cancelled: cold run of `keycloak`")
-    assert "Reason: the build was cancelled" in body
+    assert "Reason: `the build was cancelled`" in body
     assert ("error", "cc-ci/cold") == _statuses(api)[-1]
     assert {"content": "confused"} == _reactions(api)[-1]
 
@@ -362,12 +370,12 @@ def test_the_timeout_turns_a_lost_build_into_an_error(
     api.replace(responses.GET, f"{CI}/builds/{NUMBER}", status=404, json={"message": "nope"})
     assert {"pending": 1} == verdicts.poll()  # not found, within the bound
 
-    verdicts.clock = lambda: time.time() + 3 * 3600 + 1
+    _later(app, 3 * 3600 + 1)
     assert {"delivered": 1} == verdicts.poll()
 
     body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
     assert body.startswith("@alice ⚠️ error: cold run of `keycloak`")
-    assert "Reason: no result from Drone" in body
+    assert "Reason: `no result from Drone`" in body
     assert ("error", "cc-ci/cold") == _statuses(api)[-1]
     description = _calls(api, "POST", f"/statuses/{SHA}")[-1]["description"]
     assert "error: no result from Drone" == description
@@ -387,6 +395,8 @@ def test_a_failed_delivery_is_retried_with_the_same_verdict(
     assert {"failed": 1} == verdicts.poll()
     _finish(api, "success")  # Drone changed its mind (a restarted build): the first word stands
     api.replace(responses.PATCH, f"{base}/issues/comments/{REPLY_ID}", json={"id": REPLY_ID})
+    assert {} == verdicts.poll()  # not due: a failed delivery waits a minute first
+    _later(app, 61)
     assert {"delivered": 1} == verdicts.poll()
 
     edits = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")
@@ -408,7 +418,10 @@ def test_a_verdict_never_deliverable_is_given_up_after_max_attempts(
     api.replace(responses.POST, f"{base}/statuses/{SHA}", status=403)
     verdicts = app.extensions["ccci_bridge"].verdicts
 
-    outcomes = [verdicts.poll() for _ in range(MAX_ATTEMPTS + 2)]
+    outcomes = []
+    for _ in range(MAX_ATTEMPTS + 2):
+        outcomes.append(verdicts.poll())
+        _later(app, 3600)  # the longest backoff
 
     assert [{"failed": 1}] * MAX_ATTEMPTS + [{}, {}] == outcomes
 
@@ -426,10 +439,9 @@ def test_a_lost_first_reply_gets_the_verdict_as_a_new_comment_once(
     reactions = f"{base}/issues/comments/{COMMENT_ID['gitea']}/reactions"
     api.replace(responses.POST, reactions, status=500)  # the delivery fails after the reply
     verdicts = app.extensions["ccci_bridge"].verdicts
-    verdicts.clock = lambda: time.time() + 120  # past the grace for the first reply
-
     assert {"failed": 1} == verdicts.poll()
     api.replace(responses.POST, reactions, status=201, json={"content": "+1"})
+    _later(app, 61)
     assert {"delivered": 1} == verdicts.poll()
 
     posted = _calls(api, "POST", "/issues/42/comments")
@@ -468,3 +480,148 @@ def test_a_chat_command_gets_its_verdict_as_a_matrix_reply(
     assert content["body"].startswith("✅ PASS: cold run of `keycloak`, 4 min 12 s — ")
     assert "m.notice" == content["msgtype"]
     assert [] == _statuses(api)  # no PR, no commit status
+
+
+def test_text_from_the_run_cannot_mention_link_or_ping(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """A detail the PR's tests wrote is a code span on the forge and pings nobody in chat."""
+    hostile = "@room @admin ![](https://evil.example/t.png) [docs](https://evil.example/x) `x`"
+    steps = (("clone", "success", 0), ("test", "failure", 1))
+    line = RunResult(verdict="fail", lane="cold", step="tests", detail=hostile).line()
+    _forge(api, "gitea")
+    _drone(api, steps=steps, log=[line])
+    _comment(client, "gitea")
+    _finish(api, "failure", steps=steps)
+    _hook(client, "failure")
+
+    body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
+    quoted = "`" + hostile.replace("`", "'") + "`"
+    assert f"Failing step: `tests` — {quoted}" in body  # one code span: nothing in it renders
+
+
+def test_a_chat_reply_pings_nobody(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """``@room`` in a detail reaches chat with a zero-width space after the ``@``."""
+    steps = (("clone", "success", 0), ("test", "failure", 1))
+    line = RunResult(verdict="fail", lane="cold", step="tests", detail="@room look").line()
+    _drone(api, steps=steps, log=[line])
+    send = f"{HOMESERVER}/_matrix/client/v3/rooms/%21r%3Ax/send/m.room.message"
+    api.put(f"{send}/ccci-build-{NUMBER}", json={"event_id": "$reply"})
+    message = {
+        "type": "m.room.message",
+        "sender": "@alice:example.org",
+        "room_id": "!r:x",
+        "event_id": "$cmd",
+        "content": {"msgtype": "m.text", "body": "!testme keycloak"},
+    }
+    headers = {"X-Matrix-Hookshot-Token": "chat-token"}
+    assert (
+        "started" == client.post("/hooks/chat", json=message, headers=headers).get_json()["status"]
+    )
+    _finish(api, "failure", steps=steps)
+    _hook(client, "failure")
+
+    [sent] = [c for c in api.calls if c.request.method == "PUT"]
+    text = json.loads(sent.request.body)["body"]
+    assert "@\u200broom look" in text
+    assert "@room" not in text
+
+
+def test_a_run_that_errored_is_an_error_not_a_fail(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """The plugin's exit 2 (refused, engine away) makes Drone say failure; the run says error."""
+    steps = (("clone", "success", 0), ("test", "failure", 2))
+    line = RunResult(verdict="error", lane="cold", detail="the engine is unreachable").line()
+    _forge(api, "gitea")
+    _drone(api, steps=steps, log=[line])
+    _comment(client, "gitea")
+    _finish(api, "failure", steps=steps)
+    _hook(client, "failure")
+
+    body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
+    assert body.startswith("@alice ⚠️ error: cold run")
+    assert "Reason: `the engine is unreachable`" in body
+    assert ("error", "cc-ci/cold") == _statuses(api)[-1]
+
+
+def test_a_quick_request_that_ran_cold_says_so_without_the_quick_note(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """The lane that ran heads the reply; the quick lane's caveat is only for quick runs."""
+    line = RunResult(verdict="pass", lane="cold", fallback="no canonical yet").line()
+    _forge(api, "gitea")
+    _drone(api, log=[line])
+    _comment(client, "gitea", "!testme --quick")
+    _finish(api, "success")
+    _hook(client, "success")
+
+    body = _calls(api, "PATCH", f"/issues/comments/{REPLY_ID}")[0]["body"]
+    assert body.startswith("@alice ✅ PASS: cold run of `keycloak`")
+    assert "the cold lane ran: `no canonical yet`" in body
+    assert "Quick lane" not in body
+    assert ("success", "cc-ci/quick") == _statuses(api)[-1]  # the context is the lane asked
+
+
+def test_a_deleted_reply_gets_a_new_one_and_a_deleted_command_is_no_error(
+    app: flask.Flask, client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """The edit answers 404: the verdict is posted anew; reactions on a gone comment are skipped."""
+    base = _forge(api, "gitea")
+    _drone(api)
+    _comment(client, "gitea")
+    _finish(api, "success")
+    reactions = f"{base}/issues/comments/{COMMENT_ID['gitea']}/reactions"
+    api.replace(responses.PATCH, f"{base}/issues/comments/{REPLY_ID}", status=404, json={})
+    api.replace(responses.POST, reactions, status=404, json={})
+    api.replace(responses.DELETE, reactions, status=404, json={})
+
+    assert {"delivered": 1} == app.extensions["ccci_bridge"].verdicts.poll()
+
+    posted = _calls(api, "POST", "/issues/42/comments")
+    assert 2 == len(posted)
+    assert "✅ PASS" in posted[1]["body"]
+
+
+def test_a_verdict_waits_for_the_started_messages(
+    app: flask.Flask, client: flask.testing.FlaskClient, api: responses.RequestsMock
+) -> None:
+    """A build recorded but not yet announced (reply, pending status) is not overtaken."""
+    _forge(api, "gitea")
+    _drone(api)
+    _comment(client, "gitea")
+    _finish(api, "error")
+    bridge = app.extensions["ccci_bridge"]
+    with bridge.store.transaction() as db:
+        db.execute("UPDATE builds SET announced = 0")
+
+    assert {"pending": 1} == bridge.verdicts.poll()
+    _later(app, 61)  # the announcement did not come within the grace: deliver anyway
+    assert {"delivered": 1} == bridge.verdicts.poll()
+
+
+def test_a_store_failing_for_one_build_does_not_stop_the_pass(
+    app: flask.Flask,
+    client: flask.testing.FlaskClient,
+    api: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One build's claim failing (disk full, locked) is 'failed'; the others are settled."""
+    _forge(api, "gitea")
+    _drone(api)
+    _comment(client, "gitea")
+    _finish(api, "success")
+    bridge = app.extensions["ccci_bridge"]
+    bridge.records.add(BuildRecord(16, 1.0, "traefik", "cold", "chat:a", "https://d/16"))
+    api.get(f"{CI}/builds/16", json=drone_build(16, "success"))
+    claim = bridge.records.claim
+
+    def failing(number: int, outcome: Any) -> Any:
+        if number == 16:
+            raise StoreError("database or disk is full")
+        return claim(number, outcome)
+
+    monkeypatch.setattr(bridge.records, "claim", failing)
+    assert {"failed": 1, "delivered": 1} == bridge.verdicts.poll()
