@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -63,3 +65,12 @@ def agent_socket(settings: Mapping[str, Any]) -> PurePosixPath:
     """Return where the plugin looks for the agent's socket under these settings."""
     default = SocketSettings.model_fields["agent_socket"].default
     return PurePosixPath(settings.get("agent_socket", default))
+
+
+def pyproject_dependencies(extras: list[str]) -> set[str]:
+    """Return the distribution names pyproject.toml requires with ``extras`` (no versions)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [
+        r for extra in extras for r in project["optional-dependencies"][extra]
+    ]
+    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in wanted}

@@ -1,23 +1,31 @@
 """The NixOS modules: every file parses, and every ``cc-ci`` command a unit runs exists.
 
 ``nix-instantiate --parse`` (Debian's ``nix-bin``, installed by ``.ci/run``) checks the syntax
-offline; evaluating the modules needs nixpkgs' ``lib`` and module system, which no network here
-brings. The commands are read out of the ``.nix`` files and run through the project's own CLI.
+offline. nixpkgs (its ``lib``, its module system, the packages) is not here and no network brings
+it, so ``tests/deploy/eval-modules.nix`` evaluates the modules against a stub of the few ``lib``
+functions they use and a small fixpoint in place of the module system: what options they declare,
+and the units they make with every part enabled. The commands are read both out of the ``.nix``
+files (as written) and out of the evaluated units, and run through the project's own CLI.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ccci_core.cli import build_parser
 from tests.agent_server import ROOT
+from tests.deploy.pipeline import pyproject_dependencies
 
 NIX = ROOT / "nix"
 NIX_FILES = sorted(NIX.rglob("*.nix"))
@@ -117,3 +125,114 @@ def test_the_bridge_unit_serves_the_app_factory() -> None:
     assert 1 == len(found)
     (module, factory) = found[0]
     assert callable(getattr(importlib.import_module(module), factory))
+
+
+# -- evaluated offline (tests/deploy/eval-modules.nix) ------------------------------------------
+
+EVAL = ROOT / "tests" / "deploy" / "eval-modules.nix"
+PARTS = ("agent", "bridge", "infra", "sweep", "prune", "relay", "droneRunner")
+ALL_ON = (
+    '{ services.cc-ci = { maxTests = 3; droneRunner.environmentFile = "/run/keys/runner"; '
+    + " ".join(f"{part}.enable = {{on}};" for part in PARTS)
+    + " }; }"
+)
+
+
+@functools.cache
+def evaluated(on: bool = True) -> dict[str, Any]:
+    """Return the stub evaluation of nix/ with every part enabled (or none)."""
+    overrides = ALL_ON.replace("{on}", "true" if on else "false")
+    argv = ["nix-instantiate", "--eval", "--strict", "--json", str(EVAL)]
+    done = subprocess.run(
+        [*argv, "--arg", "overrides", overrides],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=nix_env(),
+        timeout=300,
+    )
+    assert 0 == done.returncode, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def evaluated_commands() -> list[str]:
+    """Return the argv (after ``cc-ci``) of each evaluated unit that runs cc-ci."""
+    found = []
+    for unit in evaluated()["services"].values():
+        argv = shlex.split(unit["execStart"])
+        if argv[0].endswith("/bin/cc-ci"):
+            found.append(shlex.join(argv[1:]))
+    return sorted(found)
+
+
+def test_every_part_makes_its_units() -> None:
+    """With every part enabled the modules make these units; with none, no unit at all."""
+    expected = {
+        "cc-ci-agent",
+        "cc-ci-bridge",
+        "warm-keycloak",
+        "deploy-proxy",
+        "nightly-sweep",
+        "ci-docker-prune",
+        "ccci-relay",
+        "drone-runner-docker",
+    }
+    assert expected == set(evaluated()["services"])
+    assert {"nightly-sweep", "ci-docker-prune", "ccci-relay"} == set(evaluated()["timers"])
+    assert ({}, {}) == (evaluated(False)["services"], evaluated(False)["timers"])
+
+
+def test_every_option_is_typed_and_described() -> None:
+    """Each option has a type and a description; each ``enable`` is an mkEnableOption."""
+    options = evaluated()["options"]
+    assert [] == [o["path"] for o in options if not (o["type"] and o["description"])]
+    enables = [o for o in options if o["path"][-1] == "enable"]
+    assert sorted(PARTS) == sorted(o["path"][-2] for o in enables)
+    assert all(o["enable"] for o in enables)
+
+
+@pytest.mark.parametrize("command", evaluated_commands())
+def test_every_evaluated_command_parses(command: str) -> None:
+    """The command each evaluated unit runs, values filled in, parses and has ``--help``."""
+    argv = shlex.split(command)
+    assert callable(build_parser().parse_args(argv).handler)
+    assert 0 == cc_ci(*subcommand(command), "--help").returncode
+
+
+def test_the_reconciles_are_boot_oneshots_never_restarted_mid_switch() -> None:
+    """warm-keycloak and deploy-proxy: oneshots wanted at boot, restartIfChanged = false."""
+    services = evaluated()["services"]
+    for name, app in [("warm-keycloak", "keycloak"), ("deploy-proxy", "traefik")]:
+        unit = services[name]
+        assert ("oneshot", False, ["multi-user.target"]) == (
+            unit["type"],
+            unit["restartIfChanged"],
+            unit["wantedBy"],
+        )
+        assert unit["execStart"].endswith(f"/bin/cc-ci reconcile {app}")
+    assert ["cc-ci-reconcile"] == evaluated()["activation"]  # run again on every activation
+
+
+def test_the_sweep_runs_nightly_at_three_and_catches_up() -> None:
+    """nightly-sweep.timer: 03:00, Persistent (a missed night runs at boot)."""
+    assert {"OnCalendar": "*-*-* 03:00:00", "Persistent": True} == evaluated()["timers"][
+        "nightly-sweep"
+    ]
+
+
+def test_the_runner_capacity_is_max_tests() -> None:
+    """DRONE_RUNNER_CAPACITY is services.cc-ci.maxTests, as the agent's CCCI_MAX_TESTS."""
+    services = evaluated()["services"]
+    runner = services["drone-runner-docker"]["environment"]["DRONE_RUNNER_CAPACITY"]
+    agent = services["cc-ci-agent"]["environment"]["CCCI_MAX_TESTS"]
+    assert ("3", "3") == (runner, agent)
+
+
+def test_the_package_depends_on_what_pyproject_names() -> None:
+    """nix/package.nix carries the core's and the three extras' dependencies, no more, no less."""
+    package = evaluated()["package"]
+    assert ("cc-ci", pyproject_dependencies(["agent", "plugin", "bridge"])) == (
+        package["pname"],
+        set(package["dependencies"]),
+    )
