@@ -1,6 +1,10 @@
 # The live-warm infra: warm-keycloak.service and deploy-proxy.service, oneshots running
 # `cc-ci reconcile keycloak|traefik` (gate, health gate, rollback), at boot and on every activation.
-{ config, lib, pkgs, ... }:
+#
+# Every activation: a oneshot without RemainAfterExit is inactive once it ran, and
+# switch-to-configuration starts the active targets again, which starts the inactive units they
+# want: multi-user.target runs both reconciles after each `nixos-rebuild switch`, as at boot.
+{ config, lib, ... }:
 
 let
   inherit (lib) mkEnableOption mkIf;
@@ -13,14 +17,15 @@ let
     after = [ "docker.service" "cc-ci-agent.service" "network-online.target" ];
     wants = [ "network-online.target" ];
     requires = [ "cc-ci-agent.service" ];
-    # A reconcile is a deploy: a switch must not stop or restart one half-way. The activation
-    # script below starts it again once the switch is done.
+    # A reconcile is a deploy: a switch must not stop or restart one half-way.
     restartIfChanged = false;
     path = cfg.path;
     environment = units.environment // units.credentialFiles cfg.credentials;
     serviceConfig = units.hardening // {
       Type = "oneshot";
+      RemainAfterExit = false; # inactive once done: the next activation runs it again
       ExecStart = command;
+      UMask = "0007"; # the plugin image's user shares the runs, apps and abra dirs (group)
       LoadCredential = units.loadCredential cfg.credentials;
       ReadWritePaths = [ (toString cfg.runsDir) (toString cfg.appsDir) (toString cfg.abraDir) ];
     };
@@ -35,13 +40,5 @@ in
       "${cfg.package}/bin/cc-ci reconcile keycloak";
     systemd.services.deploy-proxy = reconcile "cc-ci: reconcile the live-warm traefik"
       "${cfg.package}/bin/cc-ci reconcile traefik";
-
-    # Run again on every activation (`nixos-rebuild switch`), queued, never waited for. At boot
-    # systemd is not up yet when activation runs: multi-user.target starts them then.
-    system.activationScripts.cc-ci-reconcile = ''
-      if [ -d /run/systemd/system ] && [ "''${NIXOS_ACTION:-switch}" != dry-activate ]; then
-        ${pkgs.systemd}/bin/systemctl start --no-block deploy-proxy.service warm-keycloak.service || true
-      fi
-    '';
   };
 }

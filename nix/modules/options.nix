@@ -115,9 +115,12 @@ in
     "agent" "bridge" "infra" "sweep" "prune" "relay" "droneRunner"
   ]) {
     users.groups.${cfg.socketGroup} = { };
-    systemd.tmpfiles.rules = [
-      "d ${cfg.runsDir} 2770 ${toString cfg.pluginUid} ${cfg.socketGroup} -"
-      "d ${cfg.appsDir} 2770 ${toString cfg.pluginUid} ${cfg.socketGroup} -"
+    # Written by the host's units (root) and by the plugin image's user (pluginUid, primary group
+    # socketGroup): setgid directories of that group, and the writers' umask 0007.
+    systemd.tmpfiles.rules = map (dir: "d ${toString dir} 2770 ${toString cfg.pluginUid} ${cfg.socketGroup} -") [
+      cfg.runsDir
+      cfg.appsDir
+      cfg.abraDir
     ];
   };
 }

@@ -30,6 +30,7 @@ in
       serviceConfig = units.hardening // {
         Type = "oneshot";
         ExecStart = "${cfg.package}/bin/cc-ci sweep";
+        UMask = "0007"; # the plugin image's user shares the runs, apps and abra dirs (group)
         LoadCredential = units.loadCredential cfg.credentials;
         ReadWritePaths = [ (toString cfg.runsDir) (toString cfg.appsDir) (toString cfg.abraDir) ];
       };

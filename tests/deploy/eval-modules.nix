@@ -100,6 +100,8 @@ let
     wantedBy = s.wantedBy or [ ];
     environment = s.environment or { };
     type = s.serviceConfig.Type or "simple";
+    remainAfterExit = s.serviceConfig.RemainAfterExit or false;
+    umask = s.serviceConfig.UMask or null;
   };
 in
 {
@@ -107,6 +109,7 @@ in
   services = mapAttrs (_: unit) (made.systemd.services or { });
   timers = mapAttrs (_: t: t.timerConfig) (made.systemd.timers or { });
   activation = attrNames (made.system.activationScripts or { });
+  tmpfiles = made.systemd.tmpfiles.rules or [ ];
   package = let p = config.services.cc-ci.package; in {
     inherit (p) pname version;
     dependencies = map (d: d.pname) p.dependencies;

@@ -201,17 +201,35 @@ def test_every_evaluated_command_parses(command: str) -> None:
 
 
 def test_the_reconciles_are_boot_oneshots_never_restarted_mid_switch() -> None:
-    """warm-keycloak and deploy-proxy: oneshots wanted at boot, restartIfChanged = false."""
+    """warm-keycloak and deploy-proxy: oneshots wanted at boot, restartIfChanged = false.
+
+    Without RemainAfterExit a oneshot is inactive once done, so each switch-to-configuration,
+    which starts the active targets again, runs it again: every activation, as at boot.
+    """
     services = evaluated()["services"]
     for name, app in [("warm-keycloak", "keycloak"), ("deploy-proxy", "traefik")]:
         unit = services[name]
-        assert ("oneshot", False, ["multi-user.target"]) == (
+        assert ("oneshot", False, False, ["multi-user.target"]) == (
             unit["type"],
+            unit["remainAfterExit"],
             unit["restartIfChanged"],
             unit["wantedBy"],
         )
         assert unit["execStart"].endswith(f"/bin/cc-ci reconcile {app}")
-    assert ["cc-ci-reconcile"] == evaluated()["activation"]  # run again on every activation
+    assert [] == evaluated()["activation"]
+
+
+def test_the_shared_dirs_are_the_plugin_users_and_the_groups() -> None:
+    """Runs, apps and abra dirs: setgid, group ci-warm, owned by the image's user; writers 0007.
+
+    The host's sweep and reconciles (root) and the plugin image's user both write there.
+    """
+    rules = evaluated()["tmpfiles"]
+    dirs = ["/var/lib/ci-runs", "/var/lib/ci-apps", "/var/lib/cc-ci/abra"]
+    assert [f"d {d} 2770 10001 ci-warm -" for d in dirs] == rules
+    services = evaluated()["services"]
+    writers = ["warm-keycloak", "deploy-proxy", "nightly-sweep"]
+    assert ["0007"] * 3 == [services[name]["umask"] for name in writers]
 
 
 def test_the_sweep_runs_nightly_at_three_and_catches_up() -> None:
