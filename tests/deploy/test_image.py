@@ -10,6 +10,7 @@ build parameters and ``DRONE_*``, its volumes and ``network_mode: host``.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import shutil
 import subprocess
@@ -24,11 +25,13 @@ import docker
 import pytest
 
 from ccci_core.agent_client import AgentClient
+from ccci_core.names import stack_name
 from tests.agent_server import ROOT, running_agent
 from tests.deploy.pipeline import DOCKER_SOCKET, WORKSPACE, agent_socket, plugin_step, settings_env
 from tests.deploy_fixtures import BASE_DOMAIN, RECIPES, build_recipe_repo, unused_port
 from tests.images import ensure_python_base_image
 from tests.plugin.conftest import RECIPE, RECIPE_TEST
+from tests.plugin.test_run_cli import COLD_APP_LINE, engine_objects
 
 PLUGIN_UID = 10001  # the Dockerfile's default: not root, no account on the host
 
@@ -137,18 +140,35 @@ def test_bad_input_is_exit_2_without_a_traceback(plugin_image: PluginImage) -> N
     assert "cc-ci: RECIPE: invalid recipe '../x'" in done.stderr
 
 
-@pytest.mark.docker
-def test_a_cold_run_in_the_image_as_drone_starts_it(
+@dataclass(frozen=True)
+class DroneStep:
+    """The plugin step as Drone starts it: ``docker run`` arguments, and the host dirs it mounts."""
+
+    argv: list[str]  # ``docker run …`` up to the image
+    name: str  # the container's
+    host: dict[str, Path]  # agent, abra, runs, apps, src (the workspace), state (the agent's)
+    agent: AgentClient
+
+    def stack_objects(self, client: docker.DockerClient, log: str) -> list[str]:
+        """Return what is left on the engine of the cold app the run's log names."""
+        logged = COLD_APP_LINE.search(log)
+        assert logged is not None, log
+        return engine_objects(client, stack_name(logged[1]))
+
+
+@pytest.fixture
+def drone_step(
     plugin_image: PluginImage,
     socket_group: grp.struct_group,
     web_image: str,
     tmp_path: Path,
-) -> None:
-    """A cold run of the test recipe on latest passes inside the image and exits 0.
+) -> Iterator[DroneStep]:
+    """A Drone step of the example pipeline on the test recipe, a real host agent behind it.
 
-    Configured only through the example pipeline's settings (``PLUGIN_*``), the build parameter
-    ``RECIPE`` and ``DRONE_*``; its volumes mounted as the example declares them, the CI
-    repository's ``tests/`` in the workspace, the host's network.
+    Configured only through the example's settings (``PLUGIN_*``, a few values replaced for this
+    machine), the build parameter ``RECIPE`` and ``DRONE_*``; its volumes mounted where the example
+    declares them, the CI repository's ``tests/`` in the workspace, the host's network. The
+    container is removed at the end, whatever happened.
     """
     settings = plugin_step()["settings"]
     host = {what: tmp_path / what for what in ("agent", "abra", "runs", "apps", "src", "state")}
@@ -158,25 +178,22 @@ def test_a_cold_run_in_the_image_as_drone_starts_it(
         os.chown(host[writable], PLUGIN_UID, socket_group.gr_gid)
     host["agent"].chmod(0o755)  # the socket itself is 0660, group ``socket_group``
     build_recipe_repo(RECIPES / RECIPE, host["abra"] / "recipes" / RECIPE)
-    port = unused_port()
     meta = host["src"] / "tests" / RECIPE
     meta.mkdir(parents=True)
     (meta / "recipe_meta.py").write_text(  # not enrolled: a run on latest promotes nothing
         'HEALTH_PATH = "/version"\nDEPLOY_TIMEOUT = 120\nMARKER_PATH = "/data/ccci-marker"\n'
-        f'EXTRA_ENV = {{"WEB_IMAGE": "{web_image}", "HTTP_PORT": "{port}"}}\n'
+        f'EXTRA_ENV = {{"WEB_IMAGE": "{web_image}", "HTTP_PORT": "{unused_port()}"}}\n'
     )
     (meta / "test_app.py").write_text(RECIPE_TEST)
 
     container = {
-        "docker": DOCKER_SOCKET,
         "agent": agent_socket(settings).parent,
         "abra": Path(settings["abra_dir"]),
         "runs": Path(settings["runs_dir"]),
         "apps": Path(settings["apps_dir"]),
     }
-    volumes = [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"]
-    volumes += [f"{host[what]}:{container[what]}" for what in ("agent", "abra", "runs", "apps")]
-    volumes += [f"{host['src']}:{WORKSPACE}"]
+    volumes = [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}", f"{host['src']}:{WORKSPACE}"]
+    volumes += [f"{host[what]}:{path}" for what, path in container.items()]
     env = settings_env(
         {
             "deployer": "swarm",  # no abra here
@@ -201,20 +218,62 @@ def test_a_cold_run_in_the_image_as_drone_starts_it(
         argv += ["--volume", volume]
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
+    argv.append(plugin_image.tag)
     agent_env = {"CCCI_DOMAIN": BASE_DOMAIN, "CCCI_SOCKET_GROUP": socket_group.gr_name}
-    socket = host["agent"] / agent_socket(settings).name
     try:
-        with running_agent(socket, host["state"], agent_env):
-            done = _docker(*argv, plugin_image.tag, timeout=1800)
-            leases = AgentClient(socket).get("/v1/leases")["leases"]
+        with running_agent(host["agent"] / agent_socket(settings).name, host["state"], agent_env):
+            yield DroneStep(argv, name, host, AgentClient(host["agent"] / "agent.sock"))
     finally:
         _docker("rm", "--force", name)
+
+
+@pytest.mark.docker
+def test_a_cold_run_in_the_image_as_drone_starts_it(
+    drone_step: DroneStep, docker_client: docker.DockerClient
+) -> None:
+    """A cold run of the test recipe on latest passes inside the image and exits 0.
+
+    Install, upgrade from the older release, the recipe's own test (a child pytest in the image)
+    and teardown; the lease released, nothing left on the engine or in the mounted dirs.
+    """
+    done = _docker(*drone_step.argv, timeout=1800)
     said = done.stdout + done.stderr
-    assert 0 == done.returncode, said
-    assert "Traceback" not in said
+    assert (0, False) == (done.returncode, "Traceback" in said), said
     assert "verdict   PASS" in done.stdout
-    assert [] == leases
-    result = (host["runs"] / "result.json").read_text()
-    assert '"verdict": "pass"' in result
-    assert ["result.json"] == sorted(p.name for p in host["runs"].iterdir())
-    assert [] == list(host["apps"].iterdir())
+    assert [] == drone_step.agent.get("/v1/leases")["leases"]
+    result = json.loads((drone_step.host["runs"] / "result.json").read_text())
+    assert ("pass", "cold", "7") == (result["verdict"], result["lane"], result["build"])
+    assert ["lease", "install", "upgrade", "recipe tests", "teardown"] == [
+        s["name"] for s in result["steps"] if s["status"] == "pass"
+    ]
+    assert ["result.json"] == sorted(p.name for p in drone_step.host["runs"].iterdir())
+    assert [] == list(drone_step.host["apps"].iterdir())
+    assert [] == drone_step.stack_objects(docker_client, done.stdout)
+
+
+@pytest.mark.docker
+def test_drones_cancel_tears_the_run_down(
+    drone_step: DroneStep, docker_client: docker.DockerClient
+) -> None:
+    """``docker stop`` (Drone's cancel: SIGTERM to the entrypoint, PID 1) fails the run at once.
+
+    The step it lands in fails, the teardown runs and leaves nothing, the lease is released and
+    the container exits 1, well within the stop timeout (no SIGKILL).
+    """
+    detached = [*drone_step.argv[:1], "--detach", *drone_step.argv[1:]]
+    assert 0 == _docker(*detached).returncode
+    while True:  # until its cold app has a container (or the run ended: the assert below says)
+        log = _docker("logs", drone_step.name).stdout
+        state = docker_client.containers.get(drone_step.name).attrs["State"]
+        if not state["Running"] or (COLD_APP_LINE.search(log) and "--- upgrade" in log):
+            break
+        time.sleep(0.2)
+    assert state["Running"], log
+    stopped = _docker("stop", "--time", "300", drone_step.name)
+    assert 0 == stopped.returncode, stopped.stderr
+    state = docker_client.containers.get(drone_step.name).attrs["State"]
+    log = _docker("logs", drone_step.name).stdout
+    assert (1, False) == (state["ExitCode"], state["OOMKilled"]), log
+    assert ("cancelled by SIGTERM" in log, "verdict   FAIL" in log) == (True, True), log
+    assert [] == drone_step.agent.get("/v1/leases")["leases"]
+    assert [] == drone_step.stack_objects(docker_client, log), log
