@@ -54,9 +54,11 @@ in
         RuntimeDirectory = "ci-warm";
         RuntimeDirectoryMode = "0755";
         ReadWritePaths = [ (toString cfg.agent.volumesDir) ];
-        # tar restores owners, modes and times of the volumes' files.
+        # tar keeps owners, modes, times, ACLs and every xattr of the volumes' files
+        # (--xattrs-include=*): security.capability needs SETFCAP, trusted.* needs SYS_ADMIN.
         CapabilityBoundingSet = [
           "CAP_CHOWN" "CAP_DAC_OVERRIDE" "CAP_DAC_READ_SEARCH" "CAP_FOWNER" "CAP_FSETID" "CAP_MKNOD"
+          "CAP_SETFCAP" "CAP_SYS_ADMIN"
         ];
       };
     };
