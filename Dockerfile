@@ -25,17 +25,13 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 COPY wheelhouse /tmp/wheelhouse
 RUN python3 -m venv /opt/cc-ci \
- && /opt/cc-ci/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse 'cc-ci[plugin]' \
+ && /opt/cc-ci/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheelhouse \
+      'cc-ci[plugin]' \
  && /opt/cc-ci/bin/cc-ci --version
 
 FROM ${BASE_IMAGE}
+# Each argument is declared just before the step that reads it: a change rebuilds from there on.
 ARG APT_PACKAGES="git ca-certificates"
-ARG ABRA_URL=""
-ARG ABRA_SHA256=""
-ARG PLUGIN_UID=10001
-ARG SOCKET_GID=10001
-ARG DOCKER_GID=""
-
 RUN if [ -n "$APT_PACKAGES" ]; then \
       apt-get update \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $APT_PACKAGES \
@@ -44,9 +40,11 @@ RUN if [ -n "$APT_PACKAGES" ]; then \
  && git --version
 
 # abra, pinned: the download must have the sha256 given, or the build fails.
+ARG ABRA_URL=""
+ARG ABRA_SHA256=""
 RUN if [ -n "$ABRA_URL" ]; then \
       [ -n "$ABRA_SHA256" ] || { echo "ABRA_URL needs ABRA_SHA256" >&2; exit 2; }; \
-      python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+      python3 -c 'import sys, urllib.request as u; u.urlretrieve(sys.argv[1], sys.argv[2])' \
         "$ABRA_URL" /usr/local/bin/abra \
       && echo "$ABRA_SHA256  /usr/local/bin/abra" | sha256sum -c - \
       && chmod 0755 /usr/local/bin/abra \
@@ -57,6 +55,9 @@ COPY --from=build /opt/cc-ci /opt/cc-ci
 
 # The recipes and the CI repository are mounted from the host, owned by someone else: git must
 # not refuse them as "dubious ownership".
+ARG PLUGIN_UID=10001
+ARG SOCKET_GID=10001
+ARG DOCKER_GID=""
 RUN git config --system --add safe.directory '*' \
  && if [ "$PLUGIN_UID" != 0 ]; then \
       group="$(getent group "$SOCKET_GID" | cut -d: -f1)"; \

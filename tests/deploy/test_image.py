@@ -50,6 +50,15 @@ class PluginImage:
     socket_gid: int  # the image user's primary group: the agent's socket group on the host
     build_seconds: float
     size_bytes: int
+    context: Path  # the Dockerfile and the wheelhouse
+    build_args: list[str]  # ``--build-arg`` … as the image was built
+
+    def build(self, tag: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Build the image again as ``tag`` with more build arguments (the cache is shared)."""
+        extra = [word for arg in args for word in ("--build-arg", arg)]
+        return _docker(
+            "build", "--force-rm", "--tag", tag, *self.build_args, *extra, str(self.context)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +120,7 @@ def plugin_image(
             assert 0 == built.returncode, built.stderr
         seconds = time.monotonic() - started
         size = docker_client.images.get(tags[1]).attrs["Size"]
-        yield PluginImage(tags[1], socket_group.gr_gid, seconds, size)
+        yield PluginImage(tags[1], socket_group.gr_gid, seconds, size, context, build_args)
     finally:
         for tag in reversed(tags):
             _docker("image", "rm", tag)
@@ -130,6 +139,33 @@ def test_the_image_says_its_version(plugin_image: PluginImage) -> None:
         f"plugin image: built in {plugin_image.build_seconds:.0f}s, "
         f"{plugin_image.size_bytes / 1e6:.0f} MB"
     )
+
+
+@pytest.mark.docker
+def test_abra_is_pinned_by_its_sha256(plugin_image: PluginImage, python_base: str) -> None:
+    """ABRA_URL is installed only with the sha256 it must have: a mismatch or none fails the build.
+
+    No abra release is reachable here: the base's own ``/usr/bin/true`` (it answers ``--version``)
+    stands in, fetched by URL like a release.
+    """
+    url = "ABRA_URL=file:///usr/bin/true"
+    digest = _docker("run", "--rm", python_base, "sha256sum", "/usr/bin/true").stdout.split()[0]
+    tag = f"{plugin_image.tag.rsplit(':', 1)[0]}:abra"
+    try:
+        unpinned = plugin_image.build(tag, url)
+        wrong = plugin_image.build(tag, url, f"ABRA_SHA256={'0' * 64}")
+        said = unpinned.stdout + unpinned.stderr
+        assert (True, True) == (unpinned.returncode != 0, "ABRA_URL needs ABRA_SHA256" in said), (
+            said
+        )
+        said = wrong.stdout + wrong.stderr
+        assert (True, True) == (wrong.returncode != 0, "FAILED" in said), said
+        pinned = plugin_image.build(tag, url, f"ABRA_SHA256={digest}")
+        assert 0 == pinned.returncode, pinned.stdout + pinned.stderr
+        ran = _docker("run", "--rm", "--entrypoint", "abra", tag, "--version")
+        assert (0, "true") == (ran.returncode, ran.stdout.split()[0]), ran.stderr
+    finally:
+        _docker("image", "rm", tag)
 
 
 @pytest.mark.docker
