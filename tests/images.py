@@ -102,3 +102,69 @@ def load_dated_image(marker: str, created: datetime, tag: str | None = None) -> 
     )
     subprocess.run(["docker", "load", "--quiet"], input=archive, check=True, capture_output=True)
     return f"sha256:{digest}"
+
+
+# -- a Debian base with Python, for the plugin image (tests/deploy/test_image.py) ---------------
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# What the plugin image needs of its base: Python with venv (pip), git, CA certificates.
+DEBIAN_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates")
+# Dropped after debootstrap: nothing at run time reads them.
+DEBIAN_TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")
+
+
+def python_base_recipe(docker_cli: Path) -> dict[str, object]:
+    """Return what the Python base image is made of: its tag is a hash of this."""
+    return {
+        "suite": DEBIAN_SUITE,
+        "mirror": DEBIAN_MIRROR,
+        "packages": DEBIAN_PACKAGES,
+        "trim": DEBIAN_TRIM,
+        "docker_cli": hashlib.sha256(docker_cli.read_bytes()).hexdigest(),
+        "recipe": 1,  # bump when the steps below change
+    }
+
+
+def ensure_python_base_image(docker_cli: Path, scratch: Path) -> str:
+    """Build a Debian base with Python, git and ``docker_cli`` unless the engine has it.
+
+    ``debootstrap --variant=minbase`` into ``scratch``, trimmed, the host's Docker CLI (the one
+    ``.ci/run`` checked for ``docker stack config``: the swarm deployer's) copied in, ``docker
+    import``ed. The tag is a hash of its recipe, so a run reuses what an earlier run built.
+    """
+    recipe = json.dumps(python_base_recipe(docker_cli), sort_keys=True).encode()
+    tag = f"ccci-test/python-base:{hashlib.sha256(recipe).hexdigest()[:16]}"
+    if image_exists(tag):
+        return tag
+    root = scratch / "rootfs"
+    subprocess.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(DEBIAN_PACKAGES)}",
+            DEBIAN_SUITE,
+            str(root),
+            DEBIAN_MIRROR,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
+    for folder in DEBIAN_TRIM:
+        subprocess.run(["rm", "-rf", str(root / folder)], check=True, timeout=120)
+        (root / folder).mkdir(parents=True)
+    cli = root / "usr/local/bin/docker"
+    cli.write_bytes(docker_cli.read_bytes())
+    cli.chmod(0o755)
+    archive = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(
+        ["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", tag],
+        stdin=archive.stdout,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert 0 == archive.wait(), "tar of the root filesystem failed"
+    subprocess.run(["rm", "-rf", str(root)], check=True, timeout=300)
+    return tag

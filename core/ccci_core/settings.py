@@ -14,6 +14,9 @@ Each deployable has one settings class (agent, plugin, bridge) built only in its
 
 A secret field ``foo`` (typed ``SecretStr``) can be given as ``CCCI_FOO`` or as a path in
 ``CCCI_FOO_FILE`` (systemd credentials, Docker secrets); giving both is refused as ambiguous.
+A class with ``drone_settings = True`` (the plugin's, for ``cc-ci run`` in a Drone step) also reads
+each field ``foo`` from ``PLUGIN_FOO``, which is how Drone hands a step its ``settings:``; giving
+both ``CCCI_FOO`` and ``PLUGIN_FOO`` is refused the same way.
 :data:`BaseUrl` is the one URL type (the bridge's Drone and forges, the plugin's Keycloak, the
 relay's homeserver).
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -45,6 +48,7 @@ from .errors import ConfigError
 from .names import validate_base_domain
 
 PREFIX = "CCCI_"
+DRONE_PREFIX = "PLUGIN_"  # Drone's: a plugin step's ``settings: {foo: …}`` is ``PLUGIN_FOO``
 
 S = TypeVar("S", bound="CcciSettings")
 
@@ -77,10 +81,35 @@ class _SecretFiles(PydanticBaseSettingsSource):
         return values
 
 
+def _given(variable: str) -> bool:
+    return bool(os.environ.get(variable))
+
+
+class _DroneSettings(PydanticBaseSettingsSource):
+    """Read ``PLUGIN_<FIELD>`` for every field: a Drone step's ``settings:``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            setting, variable = f"{DRONE_PREFIX}{name.upper()}", f"{PREFIX}{name.upper()}"
+            if not _given(setting):
+                continue
+            for other in (variable, f"{variable}_FILE"):
+                if _given(other):
+                    raise ConfigError(setting, f"set either {other} or {setting}, not both")
+            values[name] = os.environ[setting]
+        return values
+
+
 class CcciSettings(BaseSettings):
     """Base of every component's settings: ``CCCI_`` prefix, secrets from files."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+    # Whether each field may also come from Drone's ``PLUGIN_<FIELD>`` (the plugin's run only).
+    drone_settings: ClassVar[bool] = False
 
     @classmethod
     def settings_customise_sources(
@@ -91,8 +120,17 @@ class CcciSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read init arguments, then the environment, then ``*_FILE`` secrets."""
-        return init_settings, env_settings, _SecretFiles(settings_cls)
+        """Read init arguments, then ``CCCI_*``, then ``PLUGIN_*`` if read, then ``*_FILE``."""
+        drone = (_DroneSettings(settings_cls),) if cls.drone_settings else ()
+        return init_settings, env_settings, *drone, _SecretFiles(settings_cls)
+
+    @classmethod
+    def variable_of(cls, field: str) -> str:
+        """Return the variable that gave ``field``: ``PLUGIN_<FIELD>`` if it did, else ``CCCI_``."""
+        setting = f"{DRONE_PREFIX}{field.upper()}"
+        if cls.drone_settings and _given(setting):
+            return setting
+        return f"{PREFIX}{field.upper()}"
 
     def redacted(self) -> dict[str, Any]:
         """Return the settings as JSON-ready values, secrets masked."""
@@ -235,4 +273,4 @@ def load(cls: type[S], **overrides: Any) -> S:
         if first["type"] != "missing" and not secret:
             reason = f"{reason} (got {first['input']!r})"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{PREFIX}{field.upper()}", reason + more) from exc
+        raise ConfigError(cls.variable_of(field), reason + more) from exc

@@ -40,7 +40,12 @@ def cold_lane(run: Run, target: Target) -> AppName:
                 step.skip("no release older than the target to upgrade from")
             else:
                 report.versions["upgrade from"] = str(base)
-                _teardown(run, app)  # the upgrade starts from a fresh app at the base
+                # The upgrade starts from a fresh app at the base. A removal is never left
+                # half-done (a killed `docker stack rm` races the teardown's own and fails it,
+                # leaving volumes and secrets): a cancel waits for it, then stops this step.
+                with run.cancel.shield():
+                    _teardown(run, app)
+                run.cancel.check()
                 with run.checkout(base) as co:
                     run.apps.create(app, co)
                     before = run.apps.up(app, co)

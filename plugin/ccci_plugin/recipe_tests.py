@@ -68,6 +68,8 @@ def run_tests(
     """Run the pytest files in ``folder`` with ``env`` (none of our secrets); return the outcome."""
     if not has_tests(folder):
         return TestOutcome(ran=False, passed=True)
+    # The child runs in ``folder``: a relative path (CCCI_TESTS_DIR's default) would not be found.
+    folder, junit = folder.resolve(), junit.resolve()
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     argv += [f"--confcutdir={folder}", f"--rootdir={folder}", f"--junitxml={junit}", str(folder)]
     try:

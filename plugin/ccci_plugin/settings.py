@@ -1,8 +1,13 @@
-"""The plugin's settings (Drone's own ``PLUGIN_*``/``DRONE_*`` variables are read by the run)."""
+"""The plugin's settings: ``CCCI_<NAME>``, or in a Drone step its setting ``PLUGIN_<NAME>``.
+
+The build parameters (``RECIPE``, ``REF``, ``CCCI_QUICK``, ...) and ``DRONE_BUILD_*`` are read by
+the run itself (:mod:`ccci_plugin.request`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
@@ -11,7 +16,9 @@ from ccci_core.settings import BaseUrl, DeploySettings
 
 
 class PluginSettings(DeploySettings):
-    """Settings of ``cc-ci run``."""
+    """Settings of ``cc-ci run``: each also read from Drone's ``PLUGIN_<NAME>``."""
+
+    drone_settings: ClassVar[bool] = True
 
     runs_dir: Path = Path("/var/lib/ci-runs")  # per-run scratch: checkouts, a run's ABRA_DIR
     apps_dir: Path = Path("/var/lib/ci-apps")  # the swarm deployer's app env files
@@ -26,6 +33,8 @@ class PluginSettings(DeploySettings):
 
 class JanitorSettings(PluginSettings):
     """Settings of ``cc-ci janitor``: a run's, plus the infra domains it must never touch."""
+
+    drone_settings: ClassVar[bool] = False  # a host command, never a Drone step
 
     keycloak_domain: str = ""  # "" = warm-keycloak.<CCCI_DOMAIN> (as ``cc-ci reconcile`` reads)
     traefik_domain: str = ""  # "" = traefik.<CCCI_DOMAIN>

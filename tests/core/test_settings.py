@@ -9,10 +9,11 @@ import pytest
 from pydantic import Field, SecretStr
 
 from ccci_agent.settings import AgentSettings
+from ccci_agent.sweep_cli import SweepSettings
 from ccci_bridge.settings import BridgeSettings
 from ccci_core.errors import ConfigError
 from ccci_core.settings import CcciSettings, SocketSettings, load
-from ccci_plugin.settings import PluginSettings
+from ccci_plugin.settings import JanitorSettings, PluginSettings
 
 
 class TokenSettings(CcciSettings):
@@ -24,9 +25,9 @@ class TokenSettings(CcciSettings):
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start every test without CCCI_* variables from the developer's shell."""
+    """Start every test without CCCI_* or PLUGIN_* variables from the developer's shell."""
     for key in list(os.environ):
-        if key.startswith("CCCI_"):
+        if key.startswith(("CCCI_", "PLUGIN_")):
             monkeypatch.delenv(key)
 
 
@@ -157,6 +158,61 @@ def test_plugin_settings_share_the_host_fields(monkeypatch: pytest.MonkeyPatch) 
         plugin.agent_socket,
         plugin.domain,
     )
+
+
+def test_plugin_settings_come_from_drone_settings_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A Drone step's ``settings: {deployer: swarm}`` (PLUGIN_DEPLOYER) configures the run."""
+    monkeypatch.setenv("PLUGIN_DEPLOYER", "swarm")
+    monkeypatch.setenv("PLUGIN_RECIPES_DIR", str(tmp_path))
+    monkeypatch.setenv("PLUGIN_LEASE_WAIT_S", "5")
+    monkeypatch.setenv("PLUGIN_KEYCLOAK_ADMIN_PASSWORD", "from-drone-secret")
+    plugin = load(PluginSettings)
+    assert ("swarm", tmp_path, 5, "from-drone-secret") == (
+        plugin.deployer,
+        plugin.recipes_dir,
+        plugin.lease_wait_s,
+        plugin.keycloak_admin_password.get_secret_value(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "reason"),
+    [
+        ({"PLUGIN_DEPLOYER": "helm"}, "PLUGIN_DEPLOYER", "Input should be 'abra' or 'swarm'"),
+        (
+            {"PLUGIN_DEPLOYER": "swarm", "CCCI_DEPLOYER": "swarm"},
+            "PLUGIN_DEPLOYER",
+            "set either CCCI_DEPLOYER or PLUGIN_DEPLOYER, not both",
+        ),
+        (
+            {"PLUGIN_KEYCLOAK_ADMIN_PASSWORD": "x", "CCCI_KEYCLOAK_ADMIN_PASSWORD_FILE": "/p"},
+            "PLUGIN_KEYCLOAK_ADMIN_PASSWORD",
+            "set either CCCI_KEYCLOAK_ADMIN_PASSWORD_FILE or PLUGIN_KEYCLOAK_ADMIN_PASSWORD",
+        ),
+    ],
+    ids=["invalid", "given-twice", "secret-given-twice"],
+)
+def test_a_bad_drone_setting_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str, reason: str
+) -> None:
+    """A refused PLUGIN_* setting is named as Drone set it, not as CCCI_*."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as caught:
+        load(PluginSettings)
+    assert (variable, True) == (caught.value.variable, reason in caught.value.reason)
+
+
+@pytest.mark.parametrize("cls", [AgentSettings, JanitorSettings, SweepSettings])
+def test_host_commands_ignore_drone_settings(
+    monkeypatch: pytest.MonkeyPatch, cls: type[CcciSettings]
+) -> None:
+    """Only the plugin's run reads PLUGIN_*: a host command never takes a Drone step's setting."""
+    monkeypatch.setenv("PLUGIN_DEPLOYER", "swarm")
+    monkeypatch.setenv("PLUGIN_DOMAIN", "not a domain")
+    assert "ci.commoninternet.net" == load(cls).model_dump()["domain"]
 
 
 class RequiredSettings(CcciSettings):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import pytest
 
-from ccci_core.names import cold_app
+from ccci_core.names import AppName, cold_app
 from ccci_core.recipe_meta import RecipeMeta
 from ccci_plugin.cold import cold_lane
 from ccci_plugin.context import Run
-from ccci_plugin.errors import CheckFailed
+from ccci_plugin.errors import Cancelled, CheckFailed
 from tests.plugin.conftest import BASE, FAKE_DOMAIN, FAKE_HEX, LATEST, RECIPE, FakeRecipe, verdicts
 from tests.plugin.fakes import FakeApps
 
@@ -138,3 +139,31 @@ def test_a_teardown_that_leaves_something_fails(
         verdicts(run)["teardown"],
         detail(run, "teardown"),
     )
+
+
+def test_a_cancel_during_the_upgrades_recreate_lets_the_removal_finish(
+    make_run: Callable[..., Run], fake_apps: FakeApps
+) -> None:
+    """A SIGTERM while the upgrade removes the installed app waits for it, then fails the step.
+
+    An interrupted removal (``docker stack rm`` killed half-way) races the teardown's own, which
+    then fails and leaves the app's volume and secrets (seen in the plugin image, on the engine).
+    """
+    run = make_run()
+    remove, begun, ended = fake_apps.deployer.remove, [], []
+
+    def remove_while_cancelled(app: AppName) -> None:
+        begun.append(app.domain)
+        if len(begun) == 1:  # the upgrade's re-create: Drone's cancel arrives in the middle
+            signal.raise_signal(signal.SIGTERM)
+        remove(app)
+        ended.append(app.domain)
+
+    fake_apps.deployer.remove = remove_while_cancelled  # type: ignore[method-assign]
+    with run.cancel, pytest.raises(Cancelled):
+        cold_lane(run, run.resolve())
+
+    assert [APP.domain] == begun == ended  # finished, and nothing left for the teardown
+    assert ("fail", "pass") == (verdicts(run)["upgrade"], verdicts(run)["teardown"])
+    assert "cancelled by SIGTERM" == detail(run, "upgrade")
+    assert not fake_apps.deployer.exists(APP)

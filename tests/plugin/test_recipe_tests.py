@@ -29,3 +29,15 @@ def test_the_child_sees_the_app_env_and_none_of_our_secrets(
     outcome = run_tests(folder, {"CCCI_APP_URL": "http://127.0.0.1:1"}, tmp_path / "junit.xml")
 
     assert (True, True, 1) == (outcome.ran, outcome.passed, outcome.total), outcome.output
+
+
+def test_a_relative_tests_dir_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CCCI_TESTS_DIR's default is relative (``tests``, the CI repository's clone in Drone)."""
+    monkeypatch.chdir(tmp_path)
+    folder = Path("tests") / "ccci-web"
+    folder.mkdir(parents=True)
+    (folder / "test_ok.py").write_text("def test_ok():\n    pass\n")
+
+    outcome = run_tests(folder, {}, Path("junit.xml"))
+
+    assert (True, True, 1) == (outcome.ran, outcome.passed, outcome.total), outcome.output
