@@ -31,9 +31,10 @@ demo: $(STAMP)
 
 # Benchmarks are not tests: each bench prints what it measured, side by side in one run, and
 # records its figures in bench/results.json; bench/table.py prints them all as one table.
-# The warmsnap bench needs root and the engine; BENCH_MB sets its data size (default 1024).
+# warmsnap and flat_state need root and the engine; BENCH_MB sets warmsnap's data size (default
+# 1024), BENCH_FLAT_RUNS the number of quick runs of flat_state (default 50).
 # BENCH_QUICK=1: small sizes, one round (what CI runs, see tests/bench/).
-BENCHES := bench/bridge_latency.py bench/warmsnap.py
+BENCHES := bench/bridge_latency.py bench/warmsnap.py bench/flat_state.py
 bench: $(STAMP)
 	rm -f $${BENCH_RESULTS:-bench/results.json}
 	for script in $(BENCHES); do $(BIN)/python $$script || exit 1; done
