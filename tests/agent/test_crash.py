@@ -155,7 +155,7 @@ def test_sigkill_during_restore_leaves_volume_old_restored_or_marked(
     for _ in range(ROUNDS):
         write_dataset(app.mountpoint, "b", BULK)
 
-        _kill_after(canonicals, app, rng.uniform(0, duration * 1.2), "restore")
+        _kill_after(canonicals, app, rng.uniform(0, duration * 1.5), "restore")
         canonicals.recover()
         assert [] == _leftovers(app.mountpoint)
 
@@ -172,9 +172,10 @@ def test_sigkill_during_restore_leaves_volume_old_restored_or_marked(
         canonicals.restore(app.recipe)
         assert known_good == fingerprint(app.mountpoint)
         assert canonicals.warmsnap.pending_restore(app.recipe) is None
-    # Kills must land before the swap and after it, or the test proved nothing. The marked
-    # window is short now (the exchange itself): the commit-point test below hits it exactly.
-    assert {"old", "restored"} <= set(outcomes), outcomes
+    # Kills must land before the marker and after it, or the test proved nothing. The marked
+    # window is short now (around the exchanges): the commit-point test below hits it exactly.
+    assert "old" in outcomes, outcomes
+    assert {"marked", "restored"} & set(outcomes), outcomes
 
 
 @pytest.mark.parametrize("point", ["archived", "manifest", "flipped"])
