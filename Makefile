@@ -34,7 +34,7 @@ demo: $(STAMP)
 # warmsnap and flat_state need root and the engine; BENCH_MB sets warmsnap's data size (default
 # 1024), BENCH_FLAT_RUNS the number of quick runs of flat_state (default 50).
 # BENCH_QUICK=1: small sizes, one round (what CI runs, see tests/bench/).
-BENCHES := bench/bridge_latency.py bench/warmsnap.py bench/flat_state.py
+BENCHES := bench/bridge_latency.py bench/warmsnap.py bench/flat_state.py bench/quick_vs_cold.py
 bench: $(STAMP)
 	rm -f $${BENCH_RESULTS:-bench/results.json}
 	for script in $(BENCHES); do $(BIN)/python $$script || exit 1; done

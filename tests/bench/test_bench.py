@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = {"bridge", "warmsnap", "flat state"}
+SECTIONS = {"bridge", "warmsnap", "flat state", "quick vs cold"}
 
 
 def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_quick_bench_prints_the_table_and_writes_results(tmp_path: Path) -> None
 
     done = subprocess.run(
         ["make", "--no-print-directory", "bench"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
 
     assert 0 == done.returncode, done.stdout[-3000:] + done.stderr[-3000:]
