@@ -751,7 +751,15 @@ class Warmsnap:
                     _remove_tree(path)
                 raise
             for name in wanted:
-                exchange(staged[name], present[name].mountpoint)
+                try:
+                    exchange(staged[name], present[name].mountpoint)
+                except OSError as exc:
+                    raise AgentError(
+                        f"cannot swap the restored data into volume {name} ({exc.strerror}): "
+                        "its filesystem must support renameat2(RENAME_EXCHANGE); "
+                        "the restore is pending",
+                        volume=name,
+                    ) from exc
                 fsync_dir(present[name].mountpoint.parent)
                 self.checkpoint(f"exchanged {name}")
         # A holder that came during the window may have written: the marker stays, retry later
