@@ -76,10 +76,10 @@ def counts(state: Path, stack: str, image_ref: str) -> dict[str, int]:
 
 
 def settle(state: Path, stack: str, image_ref: str) -> dict[str, int]:
-    """Return the counts once the agent's background removal of old data is done (10 s at most)."""
+    """Return the counts once the agent's background deletions are done (10 s at most)."""
     for _ in range(100):
         now = counts(state, stack, image_ref)
-        if now["restore leftovers"] == 0:
+        if now["restore leftovers"] == 0 and not any(state.rglob(".tmp-*")):
             return now
         time.sleep(0.1)
     return now

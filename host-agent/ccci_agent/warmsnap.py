@@ -614,8 +614,26 @@ class Warmsnap:
                 raise
         self._flip(app, snapshot_id)
         self.checkpoint("flipped")
-        self._drop_other_generations(recipe, keep=snapshot_id)
+        self._retire_generations(recipe, keep=snapshot_id)
         return manifest
+
+    def _retire_generations(self, recipe: str, keep: str) -> None:
+        """Move every generation but ``keep`` out of ``snapshots/`` at once; delete them after.
+
+        A rename is instant; deleting a 1 GB tar is not (ext4 frees its extents, and with
+        ``discard`` trims them), so the files go in the background like a restore's old data.
+        What a dead agent did not delete is a temp entry that recover removes.
+        """
+        app, generations = self.state.app(recipe), self.state.snapshots(recipe)
+        retired = []
+        for entry in generations.iterdir():
+            if entry.name != keep:
+                retired.append(app / f"{TMP_PREFIX}retired-{entry.name}")
+                entry.rename(retired[-1])
+        if retired:
+            fsync_dir(generations)
+            fsync_dir(app)
+            self._reap(retired)
 
     def _tar_volume(self, volume: Volume, target: Path) -> dict[str, Any]:
         """Run ``tar c`` of a volume into ``target``, hashing the file as tar writes it.
@@ -775,7 +793,7 @@ class Warmsnap:
         return {"snapshot": manifest["id"], "volumes": wanted, "removed": extra}
 
     def _reap(self, paths: list[Path]) -> None:
-        """Remove the swapped-out old data, in the background unless ``reap_in_background`` is off.
+        """Remove old data or generations, in the background unless ``reap_in_background`` is off.
 
         Deleting a tree of small files costs as much as extracting it; the restore is complete
         without it (the old data is outside every volume), so nobody waits for it. What a dead
@@ -902,11 +920,12 @@ class Warmsnap:
 
     def recover(self, recipe: str) -> list[str]:
         """Remove what a crash left for ``recipe`` (temp links, unreferenced generations)."""
+        self.wait_reaped()
         app = self.state.app(recipe)
         actions = []
         for entry in app.iterdir():
             if entry.name.startswith(TMP_PREFIX):
-                entry.unlink() if entry.is_symlink() or not entry.is_dir() else shutil.rmtree(entry)
+                _remove_tree(entry)  # a reaper of this process may be deleting it too
                 actions.append(f"removed {entry.name}")
         link = self.state.snapshot_link(recipe)
         # Keep whatever the link names, complete or not: only never-committed generations go.
