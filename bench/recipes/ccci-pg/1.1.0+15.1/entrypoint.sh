@@ -7,9 +7,13 @@ DATA=/var/lib/postgresql/data
 as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 mkdir -p /run/postgresql && chown postgres:postgres /run/postgresql
 chown postgres:postgres "$DATA" && chmod 700 "$DATA"
-local_start() { as_pg pg_ctl -D "$DATA" -o "-c listen_addresses= -c max_wal_size=64MB" -w start >/dev/null; }
+# Initialisation and migrations use a private socket: the health check (on /run/postgresql)
+# must not pass before they are done.
+PRIVATE=/tmp/ccci-init
+mkdir -p "$PRIVATE" && chown postgres:postgres "$PRIVATE"
+local_start() { as_pg pg_ctl -D "$DATA" -o "-c listen_addresses= -c unix_socket_directories=$PRIVATE -c max_wal_size=64MB" -w start >/dev/null; }
 local_stop() { as_pg pg_ctl -D "$DATA" -m fast -w stop >/dev/null; }
-sql() { as_pg psql -q -v ON_ERROR_STOP=1 -h /run/postgresql -U postgres -c "$1"; }
+sql() { as_pg psql -q -v ON_ERROR_STOP=1 -h "$PRIVATE" -U postgres -c "$1"; }
 if [ ! -s "$DATA/PG_VERSION" ]; then
   as_pg initdb -D "$DATA" --auth=trust -E UTF8 --no-instructions >/dev/null
   local_start
