@@ -32,10 +32,16 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	$(BIN)/python demo/warm.py
 
-# Benchmarks are not tests: each bench/*.py prints what it measured, side by side in one run.
-# The warmsnap bench needs root and the engine; BENCH_MB sets its data size (default 512).
+# Benchmarks are not tests: each bench prints what it measured, side by side in one run, and
+# records its figures in bench/results.json; bench/table.py prints them all as one table.
+# warmsnap and flat_state need root and the engine; BENCH_MB sets warmsnap's data size (default
+# 1024), BENCH_FLAT_RUNS the number of quick runs of flat_state (default 50).
+# BENCH_QUICK=1: small sizes, one round (what CI runs, see tests/bench/).
+BENCHES := bench/bridge_latency.py bench/warmsnap.py bench/flat_state.py bench/quick_vs_cold.py
 bench: $(STAMP)
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	rm -f $${BENCH_RESULTS:-bench/results.json}
+	for script in $(BENCHES); do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python bench/table.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -31,6 +31,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import Figure, quick, record
 from tests.bridge.payloads import SECRET, encode, gitea_comment, gitea_headers
 from tests.bridge.stub import upstream_stub
 
@@ -89,7 +90,9 @@ def _requests(n: int) -> list[tuple[str, bytes, dict[str, str]]]:
     return out
 
 
-def _round(label: str, args: argparse.Namespace, delay: float, clients: int, n: int) -> None:
+def _round(
+    label: str, args: argparse.Namespace, delay: float, clients: int, n: int
+) -> dict[str, float]:
     with upstream_stub(delay) as upstream, tempfile.TemporaryDirectory() as tmp:
         proc, url = _start_gunicorn(upstream.url, Path(tmp), args.workers)
         try:
@@ -135,6 +138,8 @@ def _round(label: str, args: argparse.Namespace, delay: float, clients: int, n: 
     )
     if builds != accepted:
         raise SystemExit(f"expected {accepted} builds, Drone saw {builds}")
+    worst = max(statistics.quantiles(v, n=100, method="inclusive")[94] for v in by_kind.values())
+    return {"requests": n, "clients": clients, "p95_ms": worst, "req_per_s": len(results) / wall}
 
 
 def main() -> None:
@@ -145,12 +150,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--upstream-delay", type=float, default=0.5, help="seconds, last round")
     args = parser.parse_args()
-    _round("one client, fast upstream", args, 0.0, 1, args.requests)
-    _round("under load, fast upstream", args, 0.0, args.clients, args.requests)
+    if quick():
+        args.requests = min(args.requests, 80)
+    rounds = {
+        "one client": _round("one client, fast upstream", args, 0.0, 1, args.requests),
+        "under load": _round("under load, fast upstream", args, 0.0, args.clients, args.requests),
+    }
     # Each build costs six upstream calls (eyes, permission, PR, Drone, rocket, reply) on
     # 2 workers x 4 threads, so the slow round is smaller to drain in reasonable time.
     slow = f"under load, every upstream call answering after {args.upstream_delay:g} s"
-    _round(slow, args, args.upstream_delay, args.clients, max(args.requests // 10, 40))
+    rounds["slow upstream"] = _round(
+        slow, args, args.upstream_delay, args.clients, max(args.requests // 10, 40)
+    )
+    figures = [
+        Figure(f"bridge webhook p95, {name}", "-", f"{r['p95_ms']:.0f} ms", None)
+        for name, r in rounds.items()
+    ]
+    record("bridge", figures, rounds)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@ Usage: ``python -m tests.agent.crash_worker STATE_DIR RECIPE DOMAIN promote VERS
 A promote of an existing canonical seeds first, as a green cold run does (the seed's write is one
 more commit point the kills may hit).
 It prints ``ready`` once imported, waits for a line on stdin, runs, then prints ``done``.
+With ``CCCI_CRASH_AT=<commit point>`` it SIGKILLs itself the moment warmsnap reaches that point
+(see ``Warmsnap.checkpoint``), so every commit point is hit exactly, by a real kill.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +29,13 @@ def main(argv: list[str]) -> int:
     canonicals = Canonicals(
         StateDir(Path(state_dir)), SdkDocker.from_env(EngineError), domain.split(".", 1)[1]
     )
+    crash_at = os.environ.get("CCCI_CRASH_AT")
+
+    def checkpoint(point: str) -> None:
+        if point == crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    canonicals.warmsnap.checkpoint = checkpoint
     print("ready", flush=True)
     sys.stdin.readline()
     if op == "promote":

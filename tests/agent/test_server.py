@@ -430,7 +430,8 @@ def test_leases_status_and_alerts_answer_while_snapshots_and_restores_run(
 
     assert ([lease["id"]], []) == ([held["id"] for held in listed], alerts)
     pending = {c["recipe"]: c["restore_pending"] for c in status["canonicals"]}
-    assert {app.recipe for app in apps[:2]} == {r for r, p in pending.items() if p is not None}
+    # A restore blocked in tar is still staging beside the volume: no volume touched, no marker.
+    assert set() == {r for r, p in pending.items() if p is not None}
     assert ["clean"] * 4 == [view["volume"] for view in done]
     assert known_good == [fingerprint(app.mountpoint) for app in apps]
 

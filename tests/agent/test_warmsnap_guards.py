@@ -415,9 +415,11 @@ def test_corrupt_manifest_is_reported_and_alerted(
 
 
 def test_tar_that_does_not_extract_is_corrupt_and_alerted(canonicals: Canonicals, app: App) -> None:
-    """An archive matching its sha256 that tar cannot read: SnapshotCorrupt, alert, pending."""
+    """An archive matching its sha256 that tar cannot read: SnapshotCorrupt, alert, untouched."""
     write_dataset(app.mountpoint, "a")
     canonicals.promote(app.recipe, app.domain, V1, COMMIT)
+    write_dataset(app.mountpoint, "b")
+    touched = fingerprint(app.mountpoint)
     current = canonicals.warmsnap.current(app.recipe)
     assert current is not None
     garbage = b"\x00not a tar" * 1000
@@ -429,7 +431,10 @@ def test_tar_that_does_not_extract_is_corrupt_and_alerted(canonicals: Canonicals
     with pytest.raises(SnapshotCorrupt, match="does not extract"):
         canonicals.restore(app.recipe)
     assert ["snapshot-corrupt"] == _alerts(canonicals)
-    assert canonicals.warmsnap.pending_restore(app.recipe) is not None
+    # It was extracted into a staging directory beside the volume: the volume never changed.
+    assert touched == fingerprint(app.mountpoint)
+    assert canonicals.warmsnap.pending_restore(app.recipe) is None
+    assert [app.mountpoint] == list(app.mountpoint.parent.iterdir())
 
 
 def test_corrupt_registry_is_repaired_from_the_manifest(canonicals: Canonicals, app: App) -> None:
