@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the bench borrows the demo's and the test suite's builders
 
 from bench.results import Figure, quick, record  # noqa: E402 - after the path insert
-from demo.warm import RECIPE_TEST, docker, pull_request  # noqa: E402 - after the path insert
+from demo.warm import RECIPE_TEST, docker, pull_request, remove_stack  # noqa: E402 - after the path insert
 from tests.deploy_fixtures import RECIPES, build_recipe_repo, unused_port  # noqa: E402 - after the path insert
 from tests.images import ensure_busybox_image  # noqa: E402 - after the path insert
 
@@ -151,15 +151,7 @@ def main() -> int:
         if agent is not None:
             agent.terminate()
             agent.wait()
-        subprocess.run(["docker", "stack", "rm", stack], capture_output=True, check=False)
-        for _ in range(120):
-            if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}"):
-                break
-            time.sleep(0.5)
-        for kind in ("volume", "secret", "config"):
-            names = docker(kind, "ls", "-q", "--filter", f"name={stack}_").split()
-            if names:
-                subprocess.run(["docker", kind, "rm", *names], capture_output=True, check=False)
+        remove_stack(stack)
         subprocess.run(["docker", "image", "rm", image_ref], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))  # the bench borrows the demo's and the test suite
 
 from bench import pg_image  # noqa: E402 - after the path insert
 from bench.results import Figure, quick, record  # noqa: E402 - after the path insert
-from demo.warm import docker  # noqa: E402 - after the path insert
+from demo.warm import remove_stack  # noqa: E402 - after the path insert
 from tests.deploy_fixtures import build_recipe_repo  # noqa: E402 - after the path insert
 from tests.gitrepo import commit, git  # noqa: E402 - after the path insert
 
@@ -140,15 +140,7 @@ def variant(label: str, rows: int, init: int, image: str, work: Path) -> dict[st
     finally:
         agent.terminate()
         agent.wait()
-        subprocess.run(["docker", "stack", "rm", stack], capture_output=True, check=False)
-        for _ in range(120):
-            if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}"):
-                break
-            time.sleep(0.5)
-        for kind in ("volume", "secret", "config"):
-            names = docker(kind, "ls", "-q", "--filter", f"name={stack}_").split()
-            if names:
-                subprocess.run(["docker", kind, "rm", *names], capture_output=True, check=False)
+        remove_stack(stack)
     steps = {
         lane: {s["name"]: s["seconds"] for s in result["steps"]}
         for lane, result in (("cold", cold_result), ("quick", quick_result))

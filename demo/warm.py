@@ -50,6 +50,19 @@ def docker(*args: str, stdin: bytes | None = None) -> str:
     return done.stdout.decode()
 
 
+def remove_stack(stack: str) -> None:
+    """Remove ``stack``, wait for its containers to go, then its volumes, secrets and configs."""
+    subprocess.run(["docker", "stack", "rm", stack], capture_output=True, check=False)
+    for _ in range(120):
+        if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}"):
+            break
+        time.sleep(0.5)
+    for kind in ("volume", "secret", "config"):
+        names = docker(kind, "ls", "-q", "--filter", f"name={stack}_").split()
+        if names:
+            subprocess.run(["docker", kind, "rm", *names], capture_output=True, check=False)
+
+
 def pull_request(repo: Path, number: int, old: str, new: str) -> None:
     """Make ``refs/pull/<number>/head``: the latest release with one compose.yml edit."""
     git(repo, "checkout", "-q", "-b", f"pr-{number}", "1.1.0+1.1")
@@ -142,15 +155,7 @@ def main() -> int:
             agent.terminate()
             agent.wait()
         stack = f"warm-{RECIPE}_{DOMAIN.replace('.', '_')}"
-        subprocess.run(["docker", "stack", "rm", stack], capture_output=True, check=False)
-        for _ in range(120):
-            if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={stack}"):
-                break
-            time.sleep(0.5)
-        for kind in ("volume", "secret"):
-            names = docker(kind, "ls", "-q", "--filter", f"name={stack}_").split()
-            if names:
-                subprocess.run(["docker", kind, "rm", *names], capture_output=True, check=False)
+        remove_stack(stack)
         subprocess.run(["docker", "image", "rm", web, bad], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
 

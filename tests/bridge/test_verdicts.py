@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import flask
 import flask.testing
@@ -125,6 +125,28 @@ def _hook(
 ) -> flask.testing.TestResponse:
     data = encode(drone_hook(NUMBER, status))
     return client.post("/hooks/drone", data=data, headers=drone_headers(data, **kwargs))
+
+
+def _ask_in_chat(
+    client: flask.testing.FlaskClient, api: responses.RequestsMock, room: str, event: str
+) -> None:
+    """Say ``!testme keycloak`` as event ``event`` in ``room`` (hookshot relays it); expect a start.
+
+    Matrix answers the bridge's reply to it (transaction ``ccci-build-<n>``) with an event id.
+    """
+    send = f"{HOMESERVER}/_matrix/client/v3/rooms/{quote(room, safe='')}/send/m.room.message"
+    api.put(f"{send}/ccci-build-{NUMBER}", json={"event_id": "$reply"})
+    message = {
+        "type": "m.room.message",
+        "sender": "@alice:example.org",
+        "room_id": room,
+        "event_id": event,
+        "content": {"msgtype": "m.text", "body": "!testme keycloak"},
+    }
+    asked = client.post(
+        "/hooks/chat", json=message, headers={"X-Matrix-Hookshot-Token": "chat-token"}
+    )
+    assert "started" == asked.get_json()["status"], asked.get_json()
 
 
 def _calls(api: responses.RequestsMock, method: str, needle: str) -> list[Any]:
@@ -456,19 +478,7 @@ def test_a_chat_command_gets_its_verdict_as_a_matrix_reply(
     """Asked in chat: the reply goes to the command's event, with the build's transaction id."""
     _drone(api, log=[RunResult(verdict="pass", lane="cold").line()])
     room, event = "!ops:example.org", "$cmd-1"
-    send = f"{HOMESERVER}/_matrix/client/v3/rooms/%21ops%3Aexample.org/send/m.room.message"
-    api.put(f"{send}/ccci-build-{NUMBER}", json={"event_id": "$reply"})
-    message = {
-        "type": "m.room.message",
-        "sender": "@alice:example.org",
-        "room_id": room,
-        "event_id": event,
-        "content": {"msgtype": "m.text", "body": "!testme keycloak"},
-    }
-    asked = client.post(
-        "/hooks/chat", json=message, headers={"X-Matrix-Hookshot-Token": "chat-token"}
-    )
-    assert "started" == asked.get_json()["status"], asked.get_json()
+    _ask_in_chat(client, api, room, event)
     _finish(api, "success")
 
     assert 202 == _hook(client, "success").status_code
@@ -507,19 +517,7 @@ def test_a_chat_reply_pings_nobody(
     steps = (("clone", "success", 0), ("test", "failure", 1))
     line = RunResult(verdict="fail", lane="cold", step="tests", detail="@room look").line()
     _drone(api, steps=steps, log=[line])
-    send = f"{HOMESERVER}/_matrix/client/v3/rooms/%21r%3Ax/send/m.room.message"
-    api.put(f"{send}/ccci-build-{NUMBER}", json={"event_id": "$reply"})
-    message = {
-        "type": "m.room.message",
-        "sender": "@alice:example.org",
-        "room_id": "!r:x",
-        "event_id": "$cmd",
-        "content": {"msgtype": "m.text", "body": "!testme keycloak"},
-    }
-    headers = {"X-Matrix-Hookshot-Token": "chat-token"}
-    assert (
-        "started" == client.post("/hooks/chat", json=message, headers=headers).get_json()["status"]
-    )
+    _ask_in_chat(client, api, "!r:x", "$cmd")
     _finish(api, "failure", steps=steps)
     _hook(client, "failure")
 
