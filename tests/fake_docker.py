@@ -122,6 +122,7 @@ class FakeDocker:
             state="running" if state == "running" else "exited",
             image=self.service_list[service].image,
             health=health,
+            service=service,
         )
         self.container_labels[f"c-{ident}"] = {STACK_LABEL: stack, SERVICE_LABEL: service}
         return task
@@ -168,6 +169,13 @@ class FakeDocker:
         self.container_list.pop(ident, None)
         self.container_labels.pop(ident, None)
         return True
+
+    def stop_container(self, ident: str, grace: float) -> None:
+        """Stop a container (its process exits at once here); gone is fine."""
+        self.calls.append(f"stop {ident} {grace:g}")
+        container = self.container_list.get(ident)
+        if container is not None:
+            self.container_list[ident] = replace(container, state="exited")
 
     def exec(self, ident: str, argv: Sequence[str]) -> tuple[int, str]:
         """Answer what the test set for ``argv`` in that container (else exit 127)."""

@@ -25,6 +25,7 @@ cannot change the data, so it does not hold it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -42,6 +43,7 @@ from .errors import CcciError
 STACK_LABEL = "com.docker.stack.namespace"  # set by `docker stack deploy` on services, volumes...
 SERVICE_LABEL = "com.docker.swarm.service.name"  # set by Swarm on a service's task containers
 SECRET_OWNER = "ccci.stack"  # noqa: S105 - a label name, not a password; set by the swarm deployer on the secrets it generates
+DEFAULT_STOP_GRACE = 10.0  # s: Swarm's stop grace period when the spec sets none
 DONE = frozenset({"exited", "dead", "created"})  # container states that hold no process
 ObjectKind = Literal["volume", "secret", "config", "network"]
 _VOLUME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
@@ -78,6 +80,7 @@ class Service:
     update_state: str | None = None
     update_message: str = ""
     ports: tuple[Port, ...] = ()
+    stop_grace: float = DEFAULT_STOP_GRACE  # s: what Swarm gives a task between signal and kill
 
     @property
     def stack(self) -> str | None:
@@ -117,6 +120,7 @@ class Container:
     state: str  # "running", "exited", ...
     image: str
     health: Health | None = None  # None: the image has no healthcheck
+    service: str | None = None  # the Swarm service of a task's container (SERVICE_LABEL)
 
     @property
     def done(self) -> bool:
@@ -207,6 +211,10 @@ class DockerStacks(Protocol):
 
     def remove_container(self, ident: str) -> bool:
         """Remove a stopped container; return False if a removal is already under way."""
+
+    def stop_container(self, ident: str, grace: float) -> None:
+        """Stop a container as Swarm stops a task: its stop signal, ``grace`` seconds, then kill
+        (one already stopped or gone is fine)."""
 
     def exec(self, ident: str, argv: Sequence[str]) -> tuple[int, str]:
         """Run ``argv`` in a running container; return its exit code and output."""
@@ -430,6 +438,15 @@ class SdkDocker:
                 return False  # a removal already in progress
             raise
         return True
+
+    def stop_container(self, ident: str, grace: float) -> None:
+        """Stop a container: its stop signal, ``grace`` seconds, then kill; gone is fine."""
+        seconds = max(0, math.ceil(grace))  # the API counts whole seconds
+        self._found(
+            f"stopping container {ident}",
+            # The SDK adds the grace to its HTTP timeout: the call returns once it stopped.
+            lambda: self._client.api.stop(ident, timeout=seconds),
+        )
 
     def exec(self, ident: str, argv: Sequence[str]) -> tuple[int, str]:
         """Run ``argv`` in a running container; return its exit code and output."""
@@ -730,6 +747,11 @@ def _service(attrs: Mapping[str, Any]) -> Service:
             for p in ports
             if "TargetPort" in p and "PublishedPort" in p
         ),
+        stop_grace=(
+            int(container_spec["StopGracePeriod"]) / 1e9
+            if container_spec.get("StopGracePeriod") is not None
+            else DEFAULT_STOP_GRACE
+        ),
     )
 
 
@@ -758,6 +780,7 @@ def _container(attrs: Mapping[str, Any]) -> Container:
         name=str(attrs.get("Name", "")).lstrip("/"),
         state=str(state.get("Status", "")),
         image=str((attrs.get("Config") or {}).get("Image", "")),
+        service=((attrs.get("Config") or {}).get("Labels") or {}).get(SERVICE_LABEL),
         health=None
         if not health
         else Health(

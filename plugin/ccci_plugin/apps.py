@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from ccci_core.catalog import Checkout
 from ccci_core.deploy.errors import DeployError
-from ccci_core.deploy.health import ProbeMode, loopback_port, probe_for, wait_ready
+from ccci_core.deploy.health import SETTLE, ProbeMode, loopback_port, probe_for, wait_ready
 from ccci_core.deploy.protocol import Deployed, Deployer
 from ccci_core.deploy.stack import Stack
 from ccci_core.docker_engine import DockerStacks, ObjectKind
@@ -44,8 +44,9 @@ class Apps:
         self.deployer.new(app, checkout, {**self.meta.extra_env, **self.env})
         self.deployer.generate_secrets(app, checkout)
 
-    def up(self, app: AppName, checkout: Checkout) -> Deployed:
-        """Deploy ``checkout`` and wait until the app is up and answers; return what runs."""
+    def up(self, app: AppName, checkout: Checkout, *, settle: float = SETTLE) -> Deployed:
+        """Deploy ``checkout`` and wait until the app is up (for ``settle`` seconds in a row)
+        and answers; return what runs."""
         since = datetime.now(UTC)
         self.deployer.deploy(app, checkout)
         stack = self.stack(app)
@@ -56,6 +57,7 @@ class Apps:
             since=since,
             version=version,
             probe=probe_for(self.probe_mode, stack, app, self.meta),
+            settle=settle,
         )
         deployed = self.deployer.deployed(app)
         if deployed is None:

@@ -57,7 +57,9 @@ def quick_lane(run: Run, target: Target) -> None:
         with report.step("reattach") as step:
             restored = agent.attach(run.recipe)  # the agent restores first if it must
             with run.checkout(known_good) as co:
-                before = apps.up(app, co)
+                # No settle window: the known-good on its known-good data is what a green cold
+                # run proved; the upgrade replaces this task at once and settles its own.
+                before = apps.up(app, co, settle=0.0)
             marker = apps.write_marker(app)
             step.detail = f"{known_good} up" + (
                 " (known-good data restored first)" if restored else ""

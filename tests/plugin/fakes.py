@@ -21,6 +21,7 @@ import yaml
 from ccci_core.agent_client import AgentClientError
 from ccci_core.catalog import Checkout
 from ccci_core.deploy.errors import NotReady
+from ccci_core.deploy.health import SETTLE
 from ccci_core.deploy.protocol import Deployed
 from ccci_core.errors import CcciError
 from ccci_core.names import AppName, stack_name
@@ -251,6 +252,7 @@ class FakeApps:
     left_behind: list[str] = field(default_factory=list)
     markers: dict[str, str] = field(default_factory=dict)  # stack → the marker in its data
     calls: Calls = field(default_factory=Calls)
+    settles: list[float] = field(default_factory=list)  # each up's settle window, in order
 
     def stack(self, app: AppName) -> Stack:
         """Refuse: the engine's view of a stack is what this fake stands in for."""
@@ -262,9 +264,10 @@ class FakeApps:
         self.deployer.new(app, checkout, {**self.meta.extra_env, **self.env})
         self.deployer.generate_secrets(app, checkout)
 
-    def up(self, app: AppName, checkout: Checkout) -> Deployed:
+    def up(self, app: AppName, checkout: Checkout, *, settle: float = SETTLE) -> Deployed:
         """Deploy ``checkout``; raise NotReady for a commit in ``never_up``."""
         self.calls.append(("up", app.domain, _label(checkout)))
+        self.settles.append(settle)
         self.deployer.deploy(app, checkout)
         if checkout.commit in self.loses_data:
             self.markers.pop(app.stack, None)

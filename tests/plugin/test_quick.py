@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from ccci_core.deploy.health import SETTLE
 from ccci_core.names import canonical_app
 from ccci_core.recipe_meta import RecipeMeta
 from ccci_plugin.context import Run
@@ -57,6 +58,8 @@ def test_a_pass_restores_the_known_good_and_keeps_the_images(
     )
     assert ("idle", "clean") == (canonical["status"], canonical["volume"])
     assert "remove_unused_images" not in fake_apps.calls.verbs()
+    # The reattached known-good counts as up at once; the upgraded head must settle.
+    assert [0.0, SETTLE] == fake_apps.settles
     upgrade = run.report.steps[1]
     assert f"{LATEST} → chaos {head[:8]}, data kept" == upgrade.detail
     assert f"quick pass: known-good {LATEST} restored; idle, volumes kept" == run.report.canonical

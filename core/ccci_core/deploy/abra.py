@@ -135,8 +135,10 @@ class AbraDeployer(StackQueries):
     def undeploy(self, app: AppName) -> None:
         """Undeploy (volumes kept) and wait until no task container of the stack is left."""
         stack = Stack(self.docker, app.stack)
-        if stack.services():
+        graces = stack.stop_graces()
+        if graces:
             self._run("app", "undeploy", app.domain, NO_INPUT)
+        stack.stop_orphans(graces)
         stack.wait_gone(self.timeout, self.poll, self.sleep)
 
     def remove(self, app: AppName) -> None:

@@ -2,9 +2,15 @@
 
 An app is up when, for ``settle`` seconds in a row, every service of its stack has its desired
 replicas running on the current spec (same running tasks throughout, so a task that keeps
-restarting never counts), no update is in progress or rolling back, every container with a
-healthcheck reports healthy, the version label is the one we deployed, and the probe (if the
-recipe has a ``HEALTH_PATH``) answers 2xx/3xx.
+restarting never counts) and no task of an older spec still running, no update is rolling back,
+every container with a healthcheck reports healthy, the version label is the one we deployed, and
+the probe (if the recipe has a ``HEALTH_PATH``) answers 2xx/3xx.
+
+An update Swarm still calls ``updating`` counts once converged so: after the last task started,
+Swarm keeps that state for its ``monitor`` period (5 s by default) to watch the new tasks, and
+our settle window watches them at the same time, as the Docker CLI's own wait does (``docker
+service update`` returns once the service has been converged for ``monitor``, whatever the update
+state says). Waiting for ``completed`` first would stack the two windows.
 
 Swarm's update state ``paused`` is a trap: with the default ``failure_action: pause`` one flicker
 of a new task pauses the update for good, even when the new tasks then run fine. A paused service
@@ -38,7 +44,8 @@ from .errors import DeployError, NotReady
 from .stack import Stack
 
 ProbeMode = Literal["proxy", "loopback", "exec"]
-_BAD_UPDATES = {"updating", "rollback_started", "rollback_paused", "rollback_completed"}
+SETTLE = 3.0  # s an app must stay up before it counts (a task that flaps restarts the window)
+_BAD_UPDATES = {"rollback_started", "rollback_paused", "rollback_completed"}
 # A replicated task that ends on its own is a restart too: one stopped by Swarm as unhealthy whose
 # process exits 0 on SIGTERM ends "complete", not "failed".
 _FAILED = {"failed", "rejected", "orphaned", "complete"}
@@ -58,11 +65,12 @@ class ServiceState:
     unhealthy: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     task_ids: frozenset[str] = frozenset()
+    stale: int = 0  # tasks of an older spec still running (a start-first update's old ones)
 
     @property
     def converged(self) -> bool:
-        """Return whether all replicas run the current spec and report healthy."""
-        return self.running == self.desired and not self.unhealthy
+        """Return whether all replicas run the current spec, report healthy, and no old one runs."""
+        return self.running == self.desired and not self.unhealthy and not self.stale
 
     @property
     def ready(self) -> bool:
@@ -81,6 +89,8 @@ class ServiceState:
         text = f"{self.name}: {self.running}/{self.desired} running"
         if self.waiting:
             text += f" (other tasks: {', '.join(self.waiting)})"
+        if self.stale:
+            text += f", {self.stale} of an older spec still running"
         if self.update:
             text += f", update {self.update}"
             if self.update_message:
@@ -115,6 +125,7 @@ def observe(stack: Stack, since: datetime) -> list[ServiceState]:
         live = [t for t in tasks if t.desired_state == "running"]
         desired = service.replicas if service.replicas is not None else len(live)
         running = [t for t in live if t.state == "running" and t.spec == service.spec]
+        stale = sum(1 for t in tasks if t.state == "running" and t.spec != service.spec)
         failed = sorted(
             (t for t in tasks if t.state in _FAILED and t.timestamp > since),
             key=lambda t: t.timestamp,
@@ -140,6 +151,7 @@ def observe(stack: Stack, since: datetime) -> list[ServiceState]:
                 unhealthy=unhealthy,
                 waiting=waiting,
                 task_ids=frozenset(t.id for t in running),
+                stale=stale,
             )
         )
     return states
@@ -247,9 +259,9 @@ def wait_ready(
     since: datetime,
     version: str | None = None,
     probe: Probe | None = None,
-    settle: float = 3.0,
+    settle: float = SETTLE,
     crash_limit: int = 3,
-    poll: float = 0.5,
+    poll: float = 0.25,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[ServiceState]:
@@ -276,14 +288,15 @@ def wait_ready(
         tasks = frozenset().union(*(s.task_ids for s in states)) if states else frozenset()
         if problem is not None:
             stable_since = None
-        elif tasks != seen or stable_since is None:
-            stable_since = clock()  # (re)start the settle window on a new set of tasks
-        elif clock() - stable_since >= settle:
-            answer = probe() if probe is not None else None
-            if answer is None:
-                return states
-            problem = answer
-            report.append(f"probe: {answer}")
+        else:
+            if tasks != seen or stable_since is None:
+                stable_since = clock()  # (re)start the settle window on a new set of tasks
+            if clock() - stable_since >= settle:
+                answer = probe() if probe is not None else None
+                if answer is None:
+                    return states
+                problem = answer
+                report.append(f"probe: {answer}")
         seen = tasks
         if clock() > deadline:
             raise NotReady(stack.name, f"{problem or 'not settled'} after {timeout:.0f}s", report)

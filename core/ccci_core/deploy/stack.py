@@ -8,9 +8,11 @@ failure to the error class it is built with: ``SdkDocker(client, DeployError)``)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from ..docker_engine import (
+    DEFAULT_STOP_GRACE,
     SECRET_OWNER,
     SERVICE_LABEL,
     STACK_LABEL,
@@ -105,6 +107,40 @@ class Stack:
     def gone(self) -> bool:
         """Return whether no service, task container or network of the stack is left."""
         return not (self.services() or self.containers() or self.networks())
+
+    def stop_graces(self) -> dict[str, float]:
+        """Return each service's stop grace period (read it before the services go)."""
+        return {service.name: service.stop_grace for service in self.services()}
+
+    def stop_orphans(self, graces: Mapping[str, float]) -> list[str]:
+        """Stop the running task containers whose service is gone; return their names.
+
+        After ``docker stack rm`` Swarm stops each task itself, but first takes it out of its
+        service's load balancing and sleeps 2 s for the overlay's gossip to converge (moby's
+        ``defaultGossipConvergeDelay``), about 3 s in all here: a wait for traffic that cannot
+        come once the whole stack is removed. This does what Swarm then does, at once and in
+        parallel: the container's stop signal (Swarm set it from the service), the service's
+        stop grace period from ``graces`` (rounded up to whole seconds), then a kill.
+        """
+        live = {service.name for service in self.services()}
+        orphans = [
+            c
+            for c in self.docker.containers({STACK_LABEL: self.name}, stopped=False)
+            if c.service is not None and c.service not in live
+        ]
+        if orphans:
+            with ThreadPoolExecutor(len(orphans), thread_name_prefix="ccci-stop") as pool:
+                stops = [
+                    pool.submit(
+                        self.docker.stop_container,
+                        c.id,
+                        graces.get(c.service or "", DEFAULT_STOP_GRACE),
+                    )
+                    for c in orphans
+                ]
+                for stop in stops:
+                    stop.result()  # the first failure (a DeployError) is the caller's
+        return [c.name for c in orphans]
 
     def _reap_exited(self) -> list[Container]:
         """Remove the stack's exited task containers; return the containers still there.

@@ -6,9 +6,10 @@
 the app env (plus ``abra.sh``'s ``export X=Y`` lines and ``STACK_NAME``) to docker's compose
 loader (:mod:`.stack_config`), then adds only what abra adds: the version/chaos labels and the
 secrets the recipe names, generated with the length and charset its env asks for. Then
-``docker stack deploy``. ``undeploy`` is ``docker stack rm`` and waits until no service, task
-container or network of the stack is left. ``remove`` also deletes the stack's volumes and
-generated secrets, after checking every one belongs to the stack.
+``docker stack deploy``. ``undeploy`` is ``docker stack rm``, then stops the task containers it
+left as Swarm would (without Swarm's gossip delay, see ``Stack.stop_orphans``) and waits until no
+service, task container or network of the stack is left. ``remove`` also deletes the stack's
+volumes and generated secrets, after checking every one belongs to the stack.
 """
 
 from __future__ import annotations
@@ -182,8 +183,9 @@ class SwarmDeployer(StackQueries):
         return self.deployed(app) or Deployed(app.stack, None)
 
     def undeploy(self, app: AppName) -> None:
-        """Run ``docker stack rm`` and wait until no task container of the stack is left."""
+        """Run ``docker stack rm``, stop its task containers, wait until none of them is left."""
         stack = Stack(self.docker, app.stack)
+        graces = stack.stop_graces()
         attempts = RM_ATTEMPTS
         while stack.services() or stack.networks():
             try:
@@ -195,7 +197,9 @@ class SwarmDeployer(StackQueries):
                 attempts -= 1
                 if attempts == 0 or stack.services():
                     raise
+                stack.stop_orphans(graces)
                 stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
+        stack.stop_orphans(graces)
         stack.wait_gone(self.timeout, self.poll, self.sleep)
 
     def remove(self, app: AppName) -> None:

@@ -85,6 +85,8 @@ def test_the_real_engine_answers_as_the_fake_models_it(
         seen.replicas,
     )
     assert seen.image.startswith(busybox_image)
+    task_container = engine.container(container_id)
+    assert (10.0, name) == (seen.stop_grace, task_container and task_container.service)
     current = [t for t in engine.tasks(seen) if t.state == "running"]
     assert [container_id] == [t.container_id for t in current]
     assert {seen.spec} == {t.spec for t in current}
@@ -111,5 +113,7 @@ def test_the_fake_answers_the_same_questions_the_same_way() -> None:
     task = fake.add_task(seen.name)
     assert ("st", "yes", 1) == (seen.stack, seen.labels["ccci.test"], seen.replicas)
     assert [task.container_id] == [c.id for c in fake.containers({SERVICE_LABEL: seen.name})]
+    task_container = fake.container(str(task.container_id))
+    assert (10.0, seen.name) == (seen.stop_grace, task_container and task_container.service)
     updated = fake.update(seen.name, image="img:2")
     assert updated.spec != task.spec

@@ -7,6 +7,7 @@ deployers and the plugin show the same on real Swarm.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,27 +22,31 @@ from tests.fake_docker import FakeDocker
 
 
 @pytest.mark.parametrize(
-    ("running", "update", "unhealthy", "ready", "stuck"),
+    ("running", "update", "unhealthy", "stale", "ready", "stuck"),
     [
-        (1, None, [], True, False),
-        (1, "completed", [], True, False),
-        (0, None, [], False, False),
-        (1, None, ["abc starting"], False, False),
-        (1, "updating", [], False, False),
+        (1, None, [], 0, True, False),
+        (1, "completed", [], 0, True, False),
+        (0, None, [], 0, False, False),
+        (1, None, ["abc starting"], 0, False, False),
+        # Swarm's monitor period: converged on the new spec is up (the settle window runs with it).
+        (1, "updating", [], 0, True, False),
+        # ... but not while a task of the old spec still runs (start-first), nor before converged.
+        (1, "updating", [], 1, False, False),
+        (0, "updating", [], 0, False, False),
         # The trap: one flicker pauses the update for good although the new task runs fine.
-        (1, "paused", [], True, False),
-        (0, "paused", [], False, True),
-        (1, "paused", ["abc unhealthy"], False, True),
-        (1, "rollback_started", [], False, False),
-        (1, "rollback_completed", [], False, True),
-        (1, "rollback_paused", [], False, True),
+        (1, "paused", [], 0, True, False),
+        (0, "paused", [], 0, False, True),
+        (1, "paused", ["abc unhealthy"], 0, False, True),
+        (1, "rollback_started", [], 0, False, False),
+        (1, "rollback_completed", [], 0, False, True),
+        (1, "rollback_paused", [], 0, False, True),
     ],
 )
 def test_ready_and_stuck(
-    running: int, update: str | None, unhealthy: list[str], ready: bool, stuck: bool
+    running: int, update: str | None, unhealthy: list[str], stale: int, ready: bool, stuck: bool
 ) -> None:
-    """A service is ready only when converged and not mid-update; stuck when Swarm gave up."""
-    state = ServiceState("s_app", 1, running, update, unhealthy=unhealthy)
+    """Ready when converged with no old task left and not rolling back; stuck when Swarm gave up."""
+    state = ServiceState("s_app", 1, running, update, unhealthy=unhealthy, stale=stale)
     assert (ready, stuck) == (state.ready, state.stuck)
 
 
@@ -198,6 +203,45 @@ def test_a_new_set_of_tasks_restarts_the_settle_window() -> None:
     clock = Clock(restart_once)
     wait(docker, clock, settle=3.0, poll=0.5)
     assert clock.now >= 5.0
+
+
+def test_swarms_monitor_period_and_the_settle_window_run_together() -> None:
+    """Converged on the new spec while Swarm still says ``updating``: up one settle window after
+    the old task stopped, not after Swarm's monitor period on top of it."""
+    docker = FakeDocker()
+    name = docker.add_service(STACK, "app").name
+    docker.update(name, update_state="updating")
+    old = docker.add_task(name, current=False)  # start-first: the old task still runs
+    docker.add_task(name, health=Health("healthy"))
+
+    def old_stops(now: float) -> None:
+        if now == 1.0:
+            docker.task_list[name].remove(old)
+            docker.task_list[name].append(replace(old, desired_state="shutdown", state="shutdown"))
+
+    clock = Clock(old_stops)
+    states = wait(docker, clock, settle=3.0, poll=0.5)
+    assert ("updating", 0) == (states[0].update, states[0].stale)
+    assert 4.0 == clock.now  # the window opened when the old task stopped, at 1.0
+
+
+def test_an_old_task_still_running_is_reported_and_keeps_the_service_waiting() -> None:
+    """A task of an older spec that never stops: not up, and the report says why."""
+    docker, clock = FakeDocker(), Clock()
+    name = docker.add_service(STACK, "app").name
+    docker.add_task(name, current=False)
+    docker.add_task(name, health=Health("healthy"))
+    with pytest.raises(NotReady, match="services not converged after 5s") as caught:
+        wait(docker, clock, timeout=5.0)
+    assert "s_app: 1/1 running, 1 of an older spec still running" in caught.value.report
+
+
+def test_no_settle_window_is_up_at_the_first_converged_look() -> None:
+    """``settle=0`` (a reattach of the known-good): up as soon as converged, without a sleep."""
+    docker, clock = FakeDocker(), Clock()
+    healthy(docker)
+    wait(docker, clock, settle=0.0)
+    assert 0.0 == clock.now
 
 
 def test_the_probe_is_asked_only_once_settled_and_its_answer_is_reported() -> None:
