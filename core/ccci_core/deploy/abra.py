@@ -129,17 +129,21 @@ class AbraDeployer(StackQueries):
     def deploy(self, app: AppName, checkout: Checkout) -> Deployed:
         """Deploy the checkout's version (or chaos); abra's converge checks are ours to run."""
         at = self._check(app, checkout)
+        Stack(self.docker, app.stack).wait_released(self.timeout, self.poll, self.sleep)
         self._run("app", "deploy", app.domain, *at, "--force", "--no-converge-checks", NO_INPUT)
         return self.deployed(app) or Deployed(app.stack, None)
 
     def undeploy(self, app: AppName) -> None:
-        """Undeploy (volumes kept) and wait until no task container of the stack is left."""
+        """Undeploy (volumes kept) and wait until no task container of the stack is left.
+
+        The network goes at Swarm's pace: ``deploy`` waits for it, ``remove`` proves it gone.
+        """
         stack = Stack(self.docker, app.stack)
         graces = stack.stop_graces()
         if graces:
             self._run("app", "undeploy", app.domain, NO_INPUT)
         stack.stop_orphans(graces)
-        stack.wait_gone(self.timeout, self.poll, self.sleep)
+        stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
 
     def remove(self, app: AppName) -> None:
         """Undeploy, then let abra delete volumes, secrets and env; check nothing is left."""
@@ -149,3 +153,4 @@ class AbraDeployer(StackQueries):
         left = stack.volumes() + stack.named_secrets()
         if left:
             raise DeployError(f"abra app remove left objects of {app.stack}: {sorted(left)}")
+        stack.wait_gone(self.timeout, self.poll, self.sleep)  # the network too

@@ -62,7 +62,8 @@ class Deployer(Protocol):
         """Take the stack down, keep volumes and secrets; return when no task is left."""
 
     def remove(self, app: AppName) -> None:
-        """Delete the stack, its volumes, its secrets and its env (the cold teardown)."""
+        """Delete the stack, its volumes, its secrets and its env (the cold teardown); return
+        when nothing of it is left, its network included."""
 
     def deployed(self, app: AppName) -> Deployed | None:
         """Return what is deployed for the app, or None when nothing is."""

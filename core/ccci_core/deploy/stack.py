@@ -154,6 +154,19 @@ class Stack:
             if not c.done or not self.docker.remove_container(c.id)  # False: removal under way
         ]
 
+    def wait_released(
+        self, timeout: float, poll: float, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        """Before a deploy: wait until what an undeploy left on its way out is gone.
+
+        Swarm drops a removed stack's network from this node only once its tasks' shutdown ends
+        (after its gossip delay), seconds after an undeploy returned. Until then ``docker stack
+        deploy`` still lists the network, so it does not create it again, and creating the
+        services fails ("network ... not found"). A deployed stack is left alone.
+        """
+        if not self.services():
+            self.wait_gone(timeout, poll, sleep)
+
     def wait_gone(
         self,
         timeout: float,

@@ -6,10 +6,11 @@
 the app env (plus ``abra.sh``'s ``export X=Y`` lines and ``STACK_NAME``) to docker's compose
 loader (:mod:`.stack_config`), then adds only what abra adds: the version/chaos labels and the
 secrets the recipe names, generated with the length and charset its env asks for. Then
-``docker stack deploy``. ``undeploy`` is ``docker stack rm``, then stops the task containers it
-left as Swarm would (without Swarm's gossip delay, see ``Stack.stop_orphans``) and waits until no
-service, task container or network of the stack is left. ``remove`` also deletes the stack's
-volumes and generated secrets, after checking every one belongs to the stack.
+``docker stack deploy`` (once a previous undeploy's network is gone). ``undeploy`` is ``docker
+stack rm``, then stops the task containers it left as Swarm would (without Swarm's gossip delay,
+see ``Stack.stop_orphans``) and waits until no service or task container of the stack is left.
+``remove`` also deletes the stack's volumes and generated secrets, after checking every one belongs
+to the stack, and waits until its network is gone too.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class SwarmDeployer(StackQueries):
         """Deploy the checkout: its version, or chaos at its commit; return without waiting."""
         tree, needed = self._render(app, checkout)
         self._ensure_secrets(app, needed)
+        Stack(self.docker, app.stack).wait_released(self.timeout, self.poll, self.sleep)
         stack_file = checkout.path / STACK_FILE
         # Escape "$" so the CLI does not interpolate again what we already substituted.
         write_text(stack_file, compose.dump_tree(tree))
@@ -183,7 +185,11 @@ class SwarmDeployer(StackQueries):
         return self.deployed(app) or Deployed(app.stack, None)
 
     def undeploy(self, app: AppName) -> None:
-        """Run ``docker stack rm``, stop its task containers, wait until none of them is left."""
+        """Run ``docker stack rm``, stop its task containers, wait until none of them is left.
+
+        Then the volumes are free. The stack's network goes a few seconds later, at Swarm's pace:
+        ``deploy`` waits for that (``Stack.wait_released``), ``remove`` proves it gone.
+        """
         stack = Stack(self.docker, app.stack)
         graces = stack.stop_graces()
         attempts = RM_ATTEMPTS
@@ -200,7 +206,7 @@ class SwarmDeployer(StackQueries):
                 stack.stop_orphans(graces)
                 stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
         stack.stop_orphans(graces)
-        stack.wait_gone(self.timeout, self.poll, self.sleep)
+        stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
 
     def remove(self, app: AppName) -> None:
         """Undeploy, then delete the stack's volumes, generated secrets and env file."""
@@ -216,3 +222,4 @@ class SwarmDeployer(StackQueries):
         for secret in owned:
             self.docker.remove("secret", secret)
         self.env_path(app).unlink(missing_ok=True)
+        stack.wait_gone(self.timeout, self.poll, self.sleep)  # the network too
