@@ -4,7 +4,7 @@
 #
 #   pip wheel --wheel-dir wheelhouse '.[plugin]'
 #   docker build -t cc-ci-plugin \
-#     --build-arg SOCKET_GID="$(stat -c %g /run/ci-warm)" \
+#     --build-arg SOCKET_GID="$(getent group ci-warm | cut -d: -f3)" \
 #     --build-arg DOCKER_GID="$(stat -c %g /var/run/docker.sock)" .
 #
 # Build arguments (docs/operating.md has the table):
@@ -16,8 +16,13 @@
 #                 empty = no abra (then run the swarm deployer, PLUGIN_DEPLOYER=swarm, which needs a
 #                 docker CLI with `docker stack config` in the base)
 #   PLUGIN_UID    the uid the plugin runs as (it must be able to write the runs and apps dirs)
-#   SOCKET_GID    its primary group: the host agent's socket group (`ci-warm`). The agent checks the
-#                 peer's primary gid (the host has no account for this uid), so it must match
+#   SOCKET_GID    its primary group: the host agent's socket group (`ci-warm`). The agent admits a
+#                 peer whose primary gid or supplementary groups (as the kernel recorded them,
+#                 SO_PEERGROUPS) hold the group, so a launcher that adds it at run time
+#                 (`docker run --group-add <gid>`) needs no match here. Drone's docker runner has
+#                 no such step option, so the image's user carries the group: keep it matching
+#                 (it is also the only way on a kernel older than 4.13, where the agent, finding no
+#                 host account for this uid, sees only the primary gid)
 #   DOCKER_GID    a supplementary group: the Docker socket's group on the host ("" = none; then the
 #                 socket must be reachable through SOCKET_GID, or build with PLUGIN_UID=0)
 ARG BASE_IMAGE=python:3.11-slim-bookworm

@@ -1,5 +1,6 @@
 # The host agent: root, owns /var/lib/ci-warm, serves its own Unix socket (mode 0660, group
-# services.cc-ci.socketGroup) and checks each peer's SO_PEERCRED, so no socket unit stands between.
+# services.cc-ci.socketGroup) and checks each peer's SO_PEERCRED and SO_PEERGROUPS (primary or
+# supplementary member of the group), so no socket unit stands between.
 { config, lib, pkgs, ... }:
 
 let

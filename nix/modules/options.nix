@@ -115,7 +115,7 @@ in
     "agent" "bridge" "infra" "sweep" "prune" "relay" "droneRunner"
   ]) {
     users.groups.${cfg.socketGroup} = { };
-    # Written by the host's units (root) and by the plugin image's user (pluginUid, primary group
+    # Written by the host's units (root) and by the plugin image's user (pluginUid, the owner; in
     # socketGroup): setgid directories of that group, and the writers' umask 0007.
     systemd.tmpfiles.rules = map (dir: "d ${toString dir} 2770 ${toString cfg.pluginUid} ${cfg.socketGroup} -") [
       cfg.runsDir

@@ -69,12 +69,12 @@ def _holder(lease: dict[str, str]) -> dict[str, str]:
 
 
 def _curl_as(
-    uid: int, gid: int, socket: Path, path: str, *curl_args: str
+    uid: int, gid: int, socket: Path, path: str, *curl_args: str, groups: tuple[int, ...] = ()
 ) -> tuple[int, dict[str, object]]:
-    """Run curl on the socket as ``uid``:``gid`` with no supplementary groups."""
+    """Run curl on the socket as ``uid``:``gid`` with the supplementary ``groups`` (none)."""
 
     def drop() -> None:
-        os.setgroups([])
+        os.setgroups(list(groups))
         os.setgid(gid)
         os.setuid(uid)
 
@@ -167,6 +167,11 @@ def test_curl_as_root_works(server: Server) -> None:
 def test_group_member_is_allowed(server: Server) -> None:
     """A uid outside root whose gid is the agent's group gets answers."""
     assert 200 == _curl_as(STRANGER, GROUP_GID, server.socket, "/v1/leases")[0]
+
+
+def test_supplementary_group_member_is_allowed(server: Server) -> None:
+    """A uid without an account, in the group only as a supplementary one (--group-add): 200."""
+    assert 200 == _curl_as(STRANGER, STRANGER, server.socket, "/v1/leases", groups=(GROUP_GID,))[0]
 
 
 def test_non_member_is_refused_by_peer_credentials(server: Server) -> None:
