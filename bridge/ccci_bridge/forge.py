@@ -5,12 +5,16 @@ Both speak nearly the same REST dialect; only the base URL, the auth scheme and 
     Gitea/Forgejo  {url}/api/v1   Authorization: token <t>    permission none|read|write|admin|owner
     GitHub         {url}          Authorization: Bearer <t>   permission none|read|write|admin
 
+    GET    /user                                               the token's account: id, login
     GET    /repos/{o}/{r}/pulls/{n}                            state, head sha, base clone URL
     GET    /repos/{o}/{r}/collaborators/{user}/permission      404 when the user is unknown
     POST   /repos/{o}/{r}/issues/comments/{id}/reactions       {"content": "eyes"}; GitHub
                                                                answers the reaction's id
     DELETE /repos/{o}/{r}/issues/comments/{id}/reactions       Gitea: {"content": "rocket"}
     DELETE /repos/{o}/{r}/issues/comments/{id}/reactions/{rid} GitHub: by the reaction's id
+    GET    /repos/{o}/{r}/issues/{n}/comments                  id, user.id, body of each; GitHub
+                                                               pages (per_page=100, Link rel=next),
+                                                               Gitea answers them all at once
     POST   /repos/{o}/{r}/issues/{n}/comments                  {"body": "..."}; answers its id
     PATCH  /repos/{o}/{r}/issues/comments/{id}                 {"body": "..."}: edit a comment
     POST   /repos/{o}/{r}/statuses/{sha}                       {"state", "context",
@@ -35,6 +39,7 @@ Reaction = Literal["eyes", "rocket", "confused", "+1", "-1"]
 StatusState = Literal["pending", "success", "failure", "error"]  # common to both forges
 WRITE_PERMISSIONS = frozenset({"write", "admin", "owner"})
 STATUS_DESCRIPTION_LIMIT = 140  # GitHub refuses a longer description
+MAX_PAGES = 50  # pages of comments read at most (GitHub: 5,000 comments), so no Link loops forever
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,15 @@ class Pull:
     def ref(self) -> str:
         """Return the ref that holds the PR's head in the base repository (works for forks)."""
         return f"refs/pull/{self.number}/head"
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment on an issue or pull request: its id, its author's account id and its body."""
+
+    id: int
+    author_id: int
+    body: str
 
 
 class Forge(Protocol):
@@ -74,6 +88,14 @@ class Forge(Protocol):
         """Remove the bridge's ``reaction`` (of id ``reaction_id``, where known) from a comment."""
         ...
 
+    def account_id(self) -> int:
+        """Return the id of the account the bridge's token acts as."""
+        ...
+
+    def comments(self, repo: str, number: int) -> list[Comment]:
+        """Return every comment on issue or pull request ``number``, oldest first."""
+        ...
+
     def reply(self, repo: str, number: int, body: str) -> int:
         """Comment ``body`` on issue or pull request ``number``; return the comment's id."""
         ...
@@ -93,6 +115,7 @@ class ForgeAPI:
     """The shared REST client of Gitea/Forgejo and GitHub; subclasses set the dialect."""
 
     name = "forge"
+    comments_query = ""  # the first page's query of the comments list
 
     def __init__(
         self,
@@ -106,11 +129,18 @@ class ForgeAPI:
         self.timeout = timeout
         self._token = token
         self._session = session or requests.Session()
+        self._account_id: int | None = None
 
     def _headers(self) -> dict[str, str]:
         return {"Accept": "application/json"}
 
     def _call(self, method: str, path: str, *, json: Any = None, ok_404: bool = False) -> Any:
+        return self._fetch(method, path, json=json, ok_404=ok_404)[0]
+
+    def _fetch(
+        self, method: str, path: str, *, json: Any = None, ok_404: bool = False
+    ) -> tuple[Any, str | None]:
+        """Return the JSON answer to ``method`` on ``path`` (below the API) and its next page."""
         try:
             response = self._session.request(
                 method, self.api + path, json=json, headers=self._headers(), timeout=self.timeout
@@ -118,18 +148,49 @@ class ForgeAPI:
         except requests.RequestException as exc:
             raise ForgeError(f"cannot reach {self.name}: {type(exc).__name__}") from exc
         if ok_404 and response.status_code == 404:
-            return _GONE
+            return _GONE, None
         if not response.ok:
             raise ForgeError(
                 f"{self.name} answered {response.status_code} to {method} {path}",
                 status_code=response.status_code,
             )
+        following = response.links.get("next", {}).get("url")
         if not response.content:
-            return None
+            return None, following
         try:
-            return response.json()
+            return response.json(), following
         except ValueError as exc:
             raise ForgeError(f"{self.name} answered {method} {path} with non-JSON") from exc
+
+    def account_id(self) -> int:
+        """Return the id of the token's account (``GET /user``), asked once."""
+        if self._account_id is None:
+            body = self._call("GET", "/user")
+            try:
+                self._account_id = _int(body["id"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ForgeError(f"{self.name} answered /user without an id") from exc
+        return self._account_id
+
+    def comments(self, repo: str, number: int) -> list[Comment]:
+        """Return the comments on issue or pull request ``number`` of ``repo``, every page.
+
+        A next page is followed only below the API's URL (the token goes with it); a list longer
+        than ``MAX_PAGES`` pages is an error rather than a partial answer.
+        """
+        path = f"/repos/{_path(repo)}/issues/{int(number)}/comments{self.comments_query}"
+        found: list[Comment] = []
+        for _ in range(MAX_PAGES):
+            body, following = self._fetch("GET", path)
+            if not isinstance(body, list):
+                raise ForgeError(f"{self.name} answered the comments of #{number} without a list")
+            found.extend(comment for item in body if (comment := _comment(item)) is not None)
+            if following is None:
+                return found
+            if not following.startswith(self.api + "/"):
+                raise ForgeError(f"{self.name} gave a next page of comments outside its API")
+            path = following[len(self.api) :]
+        raise ForgeError(f"{self.name} has more than {MAX_PAGES} pages of comments on #{number}")
 
     def pull(self, repo: str, number: int) -> Pull:
         """Return pull request ``number`` of ``repo`` as the API reports it."""
@@ -231,6 +292,7 @@ class GitHub(ForgeAPI):
     """GitHub (or GitHub Enterprise's API URL): ``Authorization: Bearer``."""
 
     name = "github"
+    comments_query = "?per_page=100"  # the most GitHub gives a page (30 by default)
 
     def unreact(
         self, repo: str, comment_id: int, reaction: Reaction, reaction_id: str | None
@@ -259,6 +321,18 @@ _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 def _path(repo: str) -> str:
     owner, _, name = repo.partition("/")
     return f"{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _comment(item: object) -> Comment | None:
+    """Return a listed comment, or None for one without an id or an author (not the bridge's)."""
+    if not isinstance(item, dict) or not isinstance(author := item.get("user"), dict):
+        return None
+    if not isinstance(body := item.get("body"), str):
+        body = ""
+    try:
+        return Comment(_int(item.get("id")), _int(author.get("id")), body)
+    except ValueError:
+        return None
 
 
 def _str(value: object) -> str:

@@ -5,7 +5,8 @@ build, then rocket or confused and a reply. The chat flow runs in the request an
 the chat posts. Neither lets an error escape: the commenter is told, the log has the detail.
 
 A started build is recorded (:mod:`ccci_bridge.records`) before anyone is told, with where its
-verdict goes (:mod:`ccci_bridge.verdicts`), and its commit status is set ``pending``.
+verdict goes (:mod:`ccci_bridge.verdicts`), and its commit status is set ``pending``; its reply
+carries the build's hidden mark, so the verdict finds the reply even if its id was never learnt.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .errors import BridgeError, NoPipeline
 from .events import ChatEvent, CommentEvent
 from .forge import Forge, Pull, Reaction
 from .records import BuildRecord, Records
+from .verdicts import marker
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +101,11 @@ class Trigger:
         recorded = self._record(answer, user, forge, **where)
         started = answer.outcome == "started"
         reaction_id = self._react(forge, event, "rocket" if started else "confused")
+        text = f"@{event.user} {answer.text}"
+        if answer.build is not None:
+            text += "\n\n" + marker(answer.build.number)
         try:
-            reply_id = forge.reply(event.repo, event.number, f"@{event.user} {answer.text}")
+            reply_id = forge.reply(event.repo, event.number, text)
         except BridgeError as exc:
             log.warning("cannot reply to %s#%s: %s", event.repo, event.number, exc)
             reply_id = None

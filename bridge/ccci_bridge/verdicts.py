@@ -7,7 +7,10 @@ happened to the canonical, takes the delivery in the store (:meth:`Records.claim
 and then, each call idempotent so a retry after a half-done delivery repeats nothing visible:
 
 1. the commit status ``cc-ci/<lane>`` of the PR head the build tested;
-2. the bridge's reply on the PR, edited to the verdict (posted if the first reply was lost);
+2. the bridge's reply on the PR, edited to the verdict. If the first reply was lost, the verdict
+   goes to the bridge's own comment carrying the build's mark (``<!-- ccci-build-<n> -->``), found
+   among the PR's comments; only if there is none is it posted, so a post whose answer was lost
+   (a timeout after the forge created the comment) is not posted twice on the retry;
 3. the command's reaction: 🚀 removed, 👍 / 👎 / 😕 added;
 4. in chat, a reply to the command (Matrix transaction ``ccci-build-<n>``).
 
@@ -19,14 +22,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from ccci_core.run_result import RunResult, find_result, one_line
 
 from .drone import BuildInfo, Drone, StepInfo
 from .errors import BridgeError, DroneError, StoreError
-from .forge import Forge, Reaction, StatusState
+from .forge import Comment, Forge, Reaction, StatusState
 from .records import MAX_ATTEMPTS, BuildRecord, Outcome, Records
 
 log = logging.getLogger(__name__)
@@ -153,8 +156,22 @@ def ran_quick(record: BuildRecord, outcome: Outcome) -> bool:
     return (outcome.lane or record.lane) == "quick"
 
 
+def marker(number: int) -> str:
+    """Return the hidden mark of build ``number``'s PR reply: an HTML comment, never rendered."""
+    return f"<!-- ccci-build-{int(number)} -->"
+
+
+def own_reply(comments: Iterable[Comment], account_id: int, number: int) -> int | None:
+    """Return the id of the first comment of ``account_id`` marked for build ``number``, if any.
+
+    Anyone can paste the mark into a comment: only one the bridge's own account wrote counts.
+    """
+    mark = marker(number)
+    return next((c.id for c in comments if c.author_id == account_id and mark in c.body), None)
+
+
 def reply_text(record: BuildRecord, outcome: Outcome, user: str) -> str:
-    """Return the PR reply's body once the verdict is known."""
+    """Return the PR reply's body once the verdict is known, ending with the build's mark."""
     lines = [f"@{user} {headline(record, outcome)}."]
     if outcome.verdict != "pass" and (said := problem(outcome)):
         lines.append(("Failing step: " if outcome.step else "Reason: ") + said)
@@ -165,6 +182,7 @@ def reply_text(record: BuildRecord, outcome: Outcome, user: str) -> str:
     if ran_quick(record, outcome):
         lines.append("Quick lane: lower confidence, never gates merge.")
     lines.append(f"Drone: {record.link}")
+    lines.append(marker(record.number))
     return "\n\n".join(lines)
 
 
@@ -310,7 +328,19 @@ class Verdicts:
             return  # asked in chat: the PR only gets the status
         text = reply_text(record, outcome, user_of(record))
         if record.reply_id is None or not forge.edit(repo, record.reply_id, text):
-            # The "started" reply was lost or deleted: post the verdict; a retry edits that one.
-            self.records.note_reply(record.number, forge.reply(repo, record.pr, text))
+            self._reply_once(forge, record, repo, record.pr, text)
         forge.unreact(repo, record.comment_id, "rocket", record.reaction_id)
         forge.react(repo, record.comment_id, REACTION[outcome.verdict])
+
+    def _reply_once(self, forge: Forge, record: BuildRecord, repo: str, pr: int, text: str) -> None:
+        """Put the verdict in the build's marked reply of the bridge, or post it; note its id.
+
+        The "started" reply was lost or deleted. A reply posted before (the "started" one, or the
+        verdict by an earlier try) may exist although its id was never learnt: the POST timed out
+        or the connection dropped after the forge created it. So the PR's comments are read
+        first, and the bridge's own comment with the build's mark is edited if there is one.
+        """
+        found = own_reply(forge.comments(repo, pr), forge.account_id(), record.number)
+        if found is None or not forge.edit(repo, found, text):
+            found = forge.reply(repo, pr, text)
+        self.records.note_reply(record.number, found)

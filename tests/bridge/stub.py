@@ -1,7 +1,8 @@
 """A loopback stand-in for Drone and Gitea that records every request (for a real gunicorn).
 
-It answers as the documented APIs do: builds (create, info, logs), pulls, permissions, comments
-(with their ids), edits, reactions and commit statuses.
+It answers as the documented APIs do: builds (create, info, logs), pulls, permissions, the token's
+account (``/user``), comments (posted with their ids, listed as Gitea lists them: all at once),
+edits, reactions and commit statuses.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tests.bridge.payloads import drone_build, pull
 
 HANG_GUARD_S = 120.0  # only so a broken bridge fails the test instead of hanging it
+BOT = {"id": 31337, "login": "cc-ci-bot"}  # the account the bridge's token acts as
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             if upstream.delay_s:
                 time.sleep(upstream.delay_s)  # a slow Drone or forge
             number = upstream.record(seen)
-            status, body = 201, {}
+            status = 201
+            body: Any = {}
             build = re.search(r"/builds/(\d+)$", url.path)
             if url.path.endswith("/builds"):
                 status, body = 200, {"id": 1000 + number, "number": number, "status": "pending"}
@@ -96,6 +99,22 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 status, body = 200, {"permission": "write"}
             elif "/pulls/" in url.path:
                 status, body = 200, pull(int(url.path.rsplit("/", 1)[1]))
+            elif url.path.endswith("/user") and self.command == "GET":
+                status, body = 200, BOT
+            elif re.search(r"/issues/\d+/comments$", url.path) and self.command == "GET":
+                posts = upstream.matching("POST", "/comments")  # the i-th got id 500 + i
+                status, body = (
+                    200,
+                    [
+                        {
+                            "id": 500 + i,
+                            "user": BOT,
+                            "body": c.body["body"],
+                        }  # as posted, not edited
+                        for i, c in enumerate(posts)
+                        if c.path == url.path
+                    ],
+                )
             elif re.search(r"/issues/\d+/comments$", url.path):
                 body = {"id": 499 + len(upstream.matching("POST", "/comments"))}  # 500, 501, …
             elif self.command in {"PATCH", "DELETE"}:

@@ -11,7 +11,8 @@ import responses
 
 from ccci_bridge.drone import Build, DroneAPI, StepInfo
 from ccci_bridge.errors import DroneError, ForgeError, NoPipeline, UpstreamError
-from ccci_bridge.forge import ForgeAPI, Gitea, GitHub, Pull
+from ccci_bridge.forge import MAX_PAGES, Comment, ForgeAPI, Gitea, GitHub, Pull
+from tests.bridge.comments import BOT, Thread
 from tests.bridge.payloads import DRONE, GITEA, GITHUB_API, SHA, drone_build, drone_log, pull
 
 BUILDS = f"{DRONE}/api/repos/coop-cloud/cc-ci/builds"
@@ -198,6 +199,82 @@ def test_a_reply_answered_without_an_id_is_a_forge_error(forge: ForgeAPI) -> Non
     responses.post(f"{forge.api}/repos/o/r/issues/42/comments", status=201, json={})
     with pytest.raises(ForgeError, match="without an id"):
         forge.reply("o/r", 42, "hi")
+
+
+@responses.activate
+def test_the_comments_are_read_to_the_last_page(forge: ForgeAPI) -> None:
+    """GitHub: 100 a page, then each ``Link: rel="next"``; Gitea/Forgejo: the one answer."""
+    thread = Thread(forge.name, "o/r", 42)
+    for i in range(205):
+        thread.add(BOT if i == 204 else (7, "alice"), f"comment {i}")
+    thread.register(responses.mock)
+
+    listed = forge.comments("o/r", 42)
+
+    assert [Comment(c["id"], c["user"]["id"], c["body"]) for c in thread.comments] == listed
+    urls = [c.request.url for c in responses.calls]
+    if forge.name == "github":
+        assert 3 == len(urls)
+        assert urls[0] == f"{GITHUB_API}/repos/o/r/issues/42/comments?per_page=100"
+        assert urls[2].endswith("/issues/42/comments?per_page=100&page=3")
+    else:
+        assert [f"{GITEA}/api/v1/repos/o/r/issues/42/comments"] == urls
+
+
+@responses.activate
+def test_a_next_page_outside_the_api_is_not_followed(forge: ForgeAPI) -> None:
+    """The token goes with every page: a Link to another host is an error, never requested."""
+    url = f"{forge.api}/repos/o/r/issues/42/comments"
+    evil = '<https://evil.example/repos/o/r/issues/42/comments?page=2>; rel="next"'
+    responses.get(url, json=[], headers={"Link": evil})
+
+    with pytest.raises(ForgeError, match="outside its API"):
+        forge.comments("o/r", 42)
+    assert 1 == len(responses.calls)
+
+
+@responses.activate
+def test_a_list_of_comments_without_end_is_an_error(forge: ForgeAPI) -> None:
+    """A next page forever stops after MAX_PAGES, as an error rather than a partial answer."""
+    url = f"{forge.api}/repos/o/r/issues/42/comments"
+    responses.get(url, json=[], headers={"Link": f'<{url}?page=2>; rel="next"'})
+
+    with pytest.raises(ForgeError, match="more than"):
+        forge.comments("o/r", 42)
+    assert MAX_PAGES == len(responses.calls)
+
+
+@responses.activate
+def test_comments_without_an_id_or_author_are_skipped(forge: ForgeAPI) -> None:
+    """A ghost or malformed comment cannot be the bridge's; a list that is not one is an error."""
+    url = f"{forge.api}/repos/o/r/issues/42/comments"
+    responses.get(
+        url,
+        json=[
+            {"id": 1, "user": None, "body": "x"},
+            {"id": "2", "user": {"id": 7}, "body": "x"},
+            {"id": 3, "user": {"id": True}, "body": "x"},
+            {"id": 4, "user": {"id": 7}, "body": None},
+            "five",
+        ],
+    )
+    assert [Comment(4, 7, "")] == forge.comments("o/r", 42)
+    responses.replace(responses.GET, url, json={"message": "not a list"})
+    with pytest.raises(ForgeError, match="without a list"):
+        forge.comments("o/r", 42)
+
+
+@responses.activate
+def test_the_account_is_asked_once(forge: ForgeAPI) -> None:
+    """``GET /user`` names the token's account; its id is kept; an answer without one fails."""
+    responses.get(f"{forge.api}/user", json={"id": BOT[0], "login": BOT[1]})
+
+    assert (BOT[0], BOT[0]) == (forge.account_id(), forge.account_id())
+    assert 1 == len(responses.calls)
+    other = Gitea(GITEA, "tok") if forge.name == "gitea" else GitHub(GITHUB_API, "tok")
+    responses.replace(responses.GET, f"{forge.api}/user", json={"login": BOT[1]})
+    with pytest.raises(ForgeError, match="without an id"):
+        other.account_id()
 
 
 @responses.activate

@@ -115,6 +115,7 @@ def test_command_creates_the_exact_drone_build(
     assert ["eyes", "rocket"] == _reactions(api)
     assert [
         f"@alice Started the {lane} for `keycloak` at {SHA[:10]}: {DRONE}/coop-cloud/cc-ci/17"
+        "\n\n<!-- ccci-build-17 -->"  # the build's mark: the verdict finds this reply by it
     ] == _replies(api)
 
 

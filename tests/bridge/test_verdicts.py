@@ -20,9 +20,12 @@ from pydantic import SecretStr
 
 from ccci_bridge.app import create_app
 from ccci_bridge.errors import StoreError
+from ccci_bridge.forge import Comment
 from ccci_bridge.records import MAX_ATTEMPTS, BuildRecord
 from ccci_bridge.settings import BridgeSettings
+from ccci_bridge.verdicts import marker, own_reply
 from ccci_core.run_result import RunResult
+from tests.bridge.comments import BOT, REPO_ID, Thread
 from tests.bridge.conftest import InlineExecutor
 from tests.bridge.payloads import (
     DRONE,
@@ -74,7 +77,14 @@ def app(chat_settings: BridgeSettings) -> flask.Flask:
     return create_app(chat_settings, executor=InlineExecutor())
 
 
-def _forge(api: responses.RequestsMock, forge: str, *, reply_status: int = 201) -> str:
+def _forge(
+    api: responses.RequestsMock,
+    forge: str,
+    *,
+    reply_status: int = 201,
+    thread: Thread | None = None,
+) -> str:
+    """Serve ``forge``'s API for PR 42; its comments by ``thread``, else fixed answers."""
     base = f"{API[forge]}/repos/{REPO}"
     api.get(f"{base}/collaborators/alice/permission", json={"permission": "write"})
     api.get(f"{base}/pulls/42", json=pull())
@@ -86,9 +96,14 @@ def _forge(api: responses.RequestsMock, forge: str, *, reply_status: int = 201) 
     else:
         api.delete(reactions, status=200)
     api.post(reactions, status=201, json=answer)
+    api.post(f"{base}/statuses/{SHA}", status=201, json={"id": 1})
+    if thread is not None:
+        thread.register(api)
+        return base
+    api.get(f"{API[forge]}/user", json={"id": BOT[0], "login": BOT[1]})
+    api.get(f"{base}/issues/42/comments", json=[])
     api.post(f"{base}/issues/42/comments", status=reply_status, json={"id": REPLY_ID})
     api.patch(f"{base}/issues/comments/{REPLY_ID}", json={"id": REPLY_ID})
-    api.post(f"{base}/statuses/{SHA}", status=201, json={"id": 1})
     return base
 
 
@@ -623,3 +638,154 @@ def test_a_store_failing_for_one_build_does_not_stop_the_pass(
 
     monkeypatch.setattr(bridge.records, "claim", failing)
     assert {"failed": 1, "delivered": 1} == bridge.verdicts.poll()
+
+
+# -- the verdict's reply is posted at most once -----------------------------------------------
+
+MARK = f"<!-- ccci-build-{NUMBER} -->"
+MALLORY = (666, "mallory")
+
+
+def test_only_the_accounts_comment_with_the_builds_own_mark_is_its_reply() -> None:
+    """Build 1's mark is not a prefix match of build 17's; another author's comment never counts."""
+    comments = [
+        Comment(1, MALLORY[0], marker(17)),
+        Comment(2, BOT[0], marker(1)),
+        Comment(3, BOT[0], "no mark"),
+        Comment(4, BOT[0], f"@alice ✅ PASS\n\n{marker(17)}"),
+        Comment(5, BOT[0], marker(17)),
+    ]
+    assert "<!-- ccci-build-17 -->" == marker(17)
+    assert 4 == own_reply(comments, BOT[0], 17)
+    assert 2 == own_reply(comments, BOT[0], 1)
+    assert own_reply(comments, BOT[0], 170) is None
+    assert own_reply(comments[:1], BOT[0], 17) is None
+
+
+def _marked(thread: Thread) -> list[dict[str, Any]]:
+    """Return the bridge's own comments carrying build NUMBER's mark."""
+    return [c for c in thread.by(BOT) if MARK in c["body"]]
+
+
+@pytest.mark.parametrize("forge", ["gitea", "github"])
+def test_a_verdict_post_that_timed_out_is_edited_on_the_retry_not_posted_again(
+    app: flask.Flask, client: flask.testing.FlaskClient, api: responses.RequestsMock, forge: str
+) -> None:
+    """The forge created the verdict's comment but the answer was lost: the retry edits it."""
+    thread = Thread(forge, REPO, 42)
+    thread.posts = ["refuse", "lose"]  # the 'started' reply fails; the verdict's post times out
+    _forge(api, forge, thread=thread)
+    _drone(api)
+    _comment(client, forge)
+    _finish(api, "success")
+    verdicts = app.extensions["ccci_bridge"].verdicts
+
+    assert {"failed": 1} == verdicts.poll()  # the timeout: the bridge cannot know it was created
+    assert 1 == len(thread.by(BOT))
+    _later(app, 61)
+    assert {"delivered": 1} == verdicts.poll()
+
+    (reply,) = thread.by(BOT)  # exactly one comment of the bridge: the verdict, edited
+    assert MARK in reply["body"]
+    assert "✅ PASS" in reply["body"]
+    assert 2 == len(_calls(api, "POST", "/issues/42/comments"))  # the refused one, the lost one
+    assert 1 == len(_calls(api, "PATCH", f"/issues/comments/{reply['id']}"))
+    record = app.extensions["ccci_bridge"].records.get(NUMBER)
+    assert reply["id"] == record.reply_id  # a later edit goes to it
+    assert 1 == _reactions(api).count({"content": "+1"})
+
+
+@pytest.mark.parametrize("forge", ["gitea", "github"])
+def test_a_started_reply_whose_answer_was_lost_gets_the_verdict(
+    app: flask.Flask, client: flask.testing.FlaskClient, api: responses.RequestsMock, forge: str
+) -> None:
+    """The 'started' reply carries the mark too: its id unknown, the verdict still edits it."""
+    thread = Thread(forge, REPO, 42)
+    thread.posts = ["lose"]
+    _forge(api, forge, thread=thread)
+    _drone(api)
+    _comment(client, forge)
+    (started,) = thread.by(BOT)
+    assert MARK in started["body"]
+    _finish(api, "success")
+
+    assert {"delivered": 1} == app.extensions["ccci_bridge"].verdicts.poll()
+
+    assert [started["id"]] == [c["id"] for c in thread.by(BOT)]
+    assert "✅ PASS" in started["body"]
+    assert 1 == len(_calls(api, "POST", "/issues/42/comments"))
+
+
+@pytest.mark.parametrize("forge", ["gitea", "github"])
+def test_the_mark_in_someone_elses_comment_is_ignored(
+    app: flask.Flask, client: flask.testing.FlaskClient, api: responses.RequestsMock, forge: str
+) -> None:
+    """A user pasted the build's mark: their comment is never edited, the verdict is posted."""
+    thread = Thread(forge, REPO, 42)
+    pasted = thread.add(MALLORY, f"{MARK}\n\nlooks like the bot, is not the bot")
+    thread.posts = ["refuse"]
+    _forge(api, forge, thread=thread)
+    _drone(api)
+    _comment(client, forge)
+    _finish(api, "success")
+
+    assert {"delivered": 1} == app.extensions["ccci_bridge"].verdicts.poll()
+
+    assert f"{MARK}\n\nlooks like the bot, is not the bot" == thread.get(pasted["id"])["body"]
+    assert [] == _calls(api, "PATCH", f"/issues/comments/{pasted['id']}")
+    (verdict,) = _marked(thread)  # posted, with the mark for a retry to find
+    assert "✅ PASS" in verdict["body"]
+
+
+@pytest.mark.parametrize("forge", ["gitea", "github"])
+def test_a_retry_edits_its_own_lost_post_not_an_earlier_comment_with_the_mark(
+    app: flask.Flask, client: flask.testing.FlaskClient, api: responses.RequestsMock, forge: str
+) -> None:
+    """The pasted mark comes first in the list; the bridge's own comment is the one edited."""
+    thread = Thread(forge, REPO, 42)
+    pasted = thread.add(MALLORY, MARK)
+    thread.posts = ["refuse", "lose"]
+    _forge(api, forge, thread=thread)
+    _drone(api)
+    _comment(client, forge)
+    _finish(api, "success")
+    verdicts = app.extensions["ccci_bridge"].verdicts
+    assert {"failed": 1} == verdicts.poll()
+    _later(app, 61)
+    assert {"delivered": 1} == verdicts.poll()
+
+    assert MARK == thread.get(pasted["id"])["body"]
+    (verdict,) = thread.by(BOT)
+    assert "✅ PASS" in verdict["body"]
+
+
+@pytest.mark.parametrize(("forge", "reads"), [("github", 2), ("gitea", 1)])
+def test_the_marked_reply_is_found_beyond_the_first_page(
+    app: flask.Flask,
+    client: flask.testing.FlaskClient,
+    api: responses.RequestsMock,
+    forge: str,
+    reads: int,
+) -> None:
+    """130 comments before the bridge's: on GitHub it is on page 2 (Link rel="next"), on
+    Gitea/Forgejo in the one answer (that endpoint does not page)."""
+    thread = Thread(forge, REPO, 42)
+    for i in range(130):
+        thread.add((100 + i % 3, f"user{i % 3}"), f"comment {i}")
+    thread.posts = ["lose"]  # the 'started' reply is created, its answer lost
+    _forge(api, forge, thread=thread)
+    _drone(api)
+    _comment(client, forge)
+    _finish(api, "success")
+
+    assert {"delivered": 1} == app.extensions["ccci_bridge"].verdicts.poll()
+
+    (reply,) = thread.by(BOT)
+    assert "✅ PASS" in reply["body"]
+    assert 1 == len(_calls(api, "POST", "/issues/42/comments"))
+    urls = [str(c.request.url) for c in api.calls if c.request.method == "GET"]
+    listed = [url for url in urls if "/42/comments" in url]
+    assert reads == len(listed)
+    if forge == "github":
+        assert listed[0].endswith(f"/repos/{REPO}/issues/42/comments?per_page=100")
+        assert f"/repositories/{REPO_ID}/issues/42/comments?per_page=100&page=2" in listed[1]
