@@ -10,8 +10,8 @@
 # Build arguments (docs/operating.md has the table):
 #   BASE_IMAGE    a Debian-like image with python3 (>= 3.11) and its venv module; the CI tests build
 #                 one locally (debootstrap + docker import), so no registry is needed
-#   APT_PACKAGES  installed with apt-get when not empty: git is required (the plugin checks out
-#                 recipes); empty when the base already has them
+#   APT_PACKAGES  installed with apt-get when not empty: git (the plugin checks out recipes) and
+#                 tini (PID 1) are required; empty when the base already has them
 #   ABRA_URL, ABRA_SHA256  the abra binary at a pinned version, checked against its sha256;
 #                 empty = no abra (then run the swarm deployer, PLUGIN_DEPLOYER=swarm, which needs a
 #                 docker CLI with `docker stack config` in the base)
@@ -36,13 +36,14 @@ RUN python3 -m venv /opt/cc-ci \
 
 FROM ${BASE_IMAGE}
 # Each argument is declared just before the step that reads it: a change rebuilds from there on.
-ARG APT_PACKAGES="git ca-certificates"
+ARG APT_PACKAGES="git ca-certificates tini"
 RUN if [ -n "$APT_PACKAGES" ]; then \
       apt-get update \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $APT_PACKAGES \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
- && git --version
+ && git --version \
+ && /usr/bin/tini --version
 
 # abra, pinned: the download must have the sha256 given, or the build fails.
 ARG ABRA_URL=""
@@ -80,4 +81,8 @@ ENV PATH=/opt/cc-ci/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER ${PLUGIN_UID}
-ENTRYPOINT ["cc-ci", "run"]
+# tini is PID 1, not Python: the kernel drops a signal PID 1 has no handler for, so a SIGTERM
+# (Drone's cancel) arriving before cc-ci set its handlers would wait out the stop timeout, and
+# orphaned grandchildren would stay zombies. tini forwards the signal to cc-ci alone (no -g: a
+# teardown's own `docker stack rm` must not be killed) and reaps the rest.
+ENTRYPOINT ["/usr/bin/tini", "--", "cc-ci", "run"]

@@ -109,7 +109,7 @@ def load_dated_image(marker: str, created: datetime, tag: str | None = None) -> 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # What the plugin image needs of its base: Python with venv (pip), git, CA certificates.
-DEBIAN_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates")
+DEBIAN_PACKAGES = ("python3", "python3-venv", "git", "ca-certificates", "tini")
 # Dropped after debootstrap: nothing at run time reads them.
 DEBIAN_TRIM = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -105,7 +106,7 @@ def plugin_image(
         "--build-arg",
         f"BASE_IMAGE={python_base}",
         "--build-arg",
-        "APT_PACKAGES=",  # the base has git and certificates
+        "APT_PACKAGES=",  # the base has git, certificates and tini
         "--build-arg",
         f"SOCKET_GID={socket_group.gr_gid}",
         "--build-arg",
@@ -139,6 +140,46 @@ def test_the_image_says_its_version(plugin_image: PluginImage) -> None:
         f"plugin image: built in {plugin_image.build_seconds:.0f}s, "
         f"{plugin_image.size_bytes / 1e6:.0f} MB"
     )
+
+
+SLOW_START = """import pathlib, time
+pathlib.Path("/slow/started").write_text("yes")
+time.sleep(60)
+"""
+
+
+@pytest.mark.docker
+def test_a_sigterm_before_python_set_its_handlers_is_not_lost(
+    plugin_image: PluginImage, docker_client: docker.DockerClient
+) -> None:
+    """PID 1 is tini: a SIGTERM that lands while Python is still starting (a ``sitecustomize``
+    that sleeps holds it there) kills ``cc-ci run`` at once, exit 143 (128 + SIGTERM).
+
+    Without tini Python is PID 1, and the kernel drops a signal PID 1 has no handler for: the
+    container would sleep on, to be killed by the stop timeout (137).
+    """
+    entrypoint = docker_client.images.get(plugin_image.tag).attrs["Config"]["Entrypoint"]
+    assert ["/usr/bin/tini", "--", "cc-ci", "run"] == entrypoint
+    slow = Path(tempfile.mkdtemp(prefix="ccci-slow-"))
+    name = f"ccci-tini-{uuid.uuid4().hex[:6]}"
+    try:
+        slow.chmod(0o777)  # the image's user writes the marker
+        (slow / "sitecustomize.py").write_text(SLOW_START)
+        started = _docker(
+            "run", "--detach", "--name", name, "--volume", f"{slow}:/slow",
+            "--env", "PYTHONPATH=/slow", plugin_image.tag,
+        )  # fmt: skip
+        assert 0 == started.returncode, started.stderr
+        while not (slow / "started").exists():  # Python is in its start-up, no handler yet
+            assert docker_client.containers.get(name).attrs["State"]["Running"]
+            time.sleep(0.1)
+        stopped = _docker("stop", "--time", "30", name)
+        assert 0 == stopped.returncode, stopped.stderr
+        state = docker_client.containers.get(name).attrs["State"]
+        assert 143 == state["ExitCode"], _docker("logs", name).stdout
+    finally:
+        _docker("rm", "--force", name)
+        shutil.rmtree(slow, ignore_errors=True)
 
 
 @pytest.mark.docker
