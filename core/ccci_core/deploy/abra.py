@@ -136,21 +136,23 @@ class AbraDeployer(StackQueries):
     def undeploy(self, app: AppName) -> None:
         """Undeploy (volumes kept) and wait until no task container of the stack is left.
 
-        The network goes at Swarm's pace: ``deploy`` waits for it, ``remove`` proves it gone.
+        The network goes at Swarm's pace: ``deploy`` waits for it, ``remove`` proves it gone,
+        and undeploy waits for it when a task was on its way up (see ``SwarmDeployer.undeploy``).
         """
         stack = Stack(self.docker, app.stack)
+        settled = stack.settled()
         graces = stack.stop_graces()
         if graces:
             self._run("app", "undeploy", app.domain, NO_INPUT)
         stack.stop_orphans(graces)
-        stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
+        stack.wait_gone(self.timeout, self.poll, self.sleep, networks=not settled)
 
     def remove(self, app: AppName) -> None:
         """Undeploy, then let abra delete volumes, secrets and env; check nothing is left."""
         self.undeploy(app)
-        self._run("app", "remove", app.domain, "--force", NO_INPUT)
         stack = Stack(self.docker, app.stack)
+        stack.wait_gone(self.timeout, self.poll, self.sleep)  # every task done: see SwarmDeployer
+        self._run("app", "remove", app.domain, "--force", NO_INPUT)
         left = stack.volumes() + stack.named_secrets()
         if left:
             raise DeployError(f"abra app remove left objects of {app.stack}: {sorted(left)}")
-        stack.wait_gone(self.timeout, self.poll, self.sleep)  # the network too

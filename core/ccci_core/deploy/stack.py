@@ -25,6 +25,11 @@ from ..names import AppName
 from .errors import DeployError
 from .protocol import Deployed, chaos_label, chaos_version_label, version_label
 
+# Task states no container comes from any more (Swarm's terminal states), and ``running``.
+_SETTLED = frozenset(
+    {"running", "complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+)
+
 
 def live_stacks(docker: DockerStacks) -> set[str]:
     """Return the names of every stack that has a service on the engine."""
@@ -107,6 +112,17 @@ class Stack:
     def gone(self) -> bool:
         """Return whether no service, task container or network of the stack is left."""
         return not (self.services() or self.containers() or self.networks())
+
+    def settled(self) -> bool:
+        """Return whether every task of the stack is running or ended (none is on its way up).
+
+        A task Swarm has created but not started (a crash-looping service's next restart) may
+        still create its container after ``docker stack rm`` returned, and that container
+        re-creates a named volume a caller has just deleted or mounts one being restored.
+        """
+        return all(
+            task.state in _SETTLED for service in self.services() for task in self.tasks(service)
+        )
 
     def stop_graces(self) -> dict[str, float]:
         """Return each service's stop grace period (read it before the services go)."""

@@ -9,8 +9,8 @@ secrets the recipe names, generated with the length and charset its env asks for
 ``docker stack deploy`` (once a previous undeploy's network is gone). ``undeploy`` is ``docker
 stack rm``, then stops the task containers it left as Swarm would (without Swarm's gossip delay,
 see ``Stack.stop_orphans``) and waits until no service or task container of the stack is left.
-``remove`` also deletes the stack's volumes and generated secrets, after checking every one belongs
-to the stack, and waits until its network is gone too.
+``remove`` waits until the stack's network is gone too, then deletes its volumes and generated
+secrets, after checking every one belongs to the stack.
 """
 
 from __future__ import annotations
@@ -188,9 +188,13 @@ class SwarmDeployer(StackQueries):
         """Run ``docker stack rm``, stop its task containers, wait until none of them is left.
 
         Then the volumes are free. The stack's network goes a few seconds later, at Swarm's pace:
-        ``deploy`` waits for that (``Stack.wait_released``), ``remove`` proves it gone.
+        ``deploy`` waits for that (``Stack.wait_released``), ``remove`` proves it gone. When a
+        task was on its way up at the removal (a crash loop's restart), undeploy waits for the
+        network too: Swarm releases it only once that task is done, and until then the task may
+        still create a container on the volumes.
         """
         stack = Stack(self.docker, app.stack)
+        settled = stack.settled()
         graces = stack.stop_graces()
         attempts = RM_ATTEMPTS
         while stack.services() or stack.networks():
@@ -206,12 +210,15 @@ class SwarmDeployer(StackQueries):
                 stack.stop_orphans(graces)
                 stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
         stack.stop_orphans(graces)
-        stack.wait_gone(self.timeout, self.poll, self.sleep, networks=False)
+        stack.wait_gone(self.timeout, self.poll, self.sleep, networks=not settled)
 
     def remove(self, app: AppName) -> None:
         """Undeploy, then delete the stack's volumes, generated secrets and env file."""
         self.undeploy(app)
         stack = Stack(self.docker, app.stack)
+        # The network too, before a volume goes: only then has Swarm finished every task of the
+        # stack, so none can re-create a volume by starting a container after its removal.
+        stack.wait_gone(self.timeout, self.poll, self.sleep)
         volumes, owned = stack.volumes(), stack.secrets()
         prefix = f"{app.stack}_"
         foreign = [name for name in [*volumes, *owned] if not name.startswith(prefix)]
@@ -222,4 +229,3 @@ class SwarmDeployer(StackQueries):
         for secret in owned:
             self.docker.remove("secret", secret)
         self.env_path(app).unlink(missing_ok=True)
-        stack.wait_gone(self.timeout, self.poll, self.sleep)  # the network too

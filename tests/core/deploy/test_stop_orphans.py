@@ -111,3 +111,23 @@ def test_the_real_stop_sends_the_services_signal_and_kills_after_its_grace(
         for event in deaths
     }
     assert {clean: "42", stubborn: "137"} == codes
+
+
+@pytest.mark.parametrize(
+    ("states", "settled"),
+    [
+        (["running"], True),
+        (["running", "failed", "shutdown", "complete"], True),
+        ([], True),
+        (["failed", "starting"], False),  # a crash loop's next restart on its way up
+        (["running", "preparing"], False),
+        (["pending"], False),
+    ],
+)
+def test_a_stack_is_settled_when_no_task_is_on_its_way_up(states: list[str], settled: bool) -> None:
+    """Only a task created but not yet running can still make a container after the removal."""
+    fake = FakeDocker()
+    name = fake.add_service(STACK, "app").name
+    for state in states:
+        fake.add_task(name, state)
+    assert settled == Stack(fake, STACK).settled()
